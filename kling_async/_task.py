@@ -1,0 +1,295 @@
+"""The unified result model: one :class:`Task` for both of the gateway's response shapes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "AudioOutput",
+    "Face",
+    "FaceSession",
+    "ImageOutput",
+    "OutputFile",
+    "ParentVideo",
+    "Task",
+    "TaskStatus",
+    "VideoOutput",
+]
+
+
+class TaskStatus(str, enum.Enum):
+    """Where a task is in its life. Both spellings of success map to ``SUCCEED``."""
+
+    SUBMITTED = "submitted"
+    PROCESSING = "processing"
+    SUCCEED = "succeed"
+    FAILED = "failed"
+    #: A status string this version does not know; treated as still running.
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task has ended (succeeded or failed)."""
+        return self in (TaskStatus.SUCCEED, TaskStatus.FAILED)
+
+    @classmethod
+    def parse(cls, value: object) -> TaskStatus:
+        """Map a wire status (classic or turbo spelling) to a member.
+
+        Args:
+            value: The raw ``task_status`` or ``status`` value.
+
+        Returns:
+            The member; ``UNKNOWN`` for anything unrecognised.
+        """
+        text = str(value or "").strip().lower()
+        return _STATUS_ALIASES.get(text, cls.UNKNOWN)
+
+
+_STATUS_ALIASES: dict[str, TaskStatus] = {
+    "submitted": TaskStatus.SUBMITTED,
+    "queued": TaskStatus.SUBMITTED,
+    "pending": TaskStatus.SUBMITTED,
+    "processing": TaskStatus.PROCESSING,
+    "running": TaskStatus.PROCESSING,
+    "in_progress": TaskStatus.PROCESSING,
+    "succeed": TaskStatus.SUCCEED,
+    "succeeded": TaskStatus.SUCCEED,
+    "success": TaskStatus.SUCCEED,
+    "failed": TaskStatus.FAILED,
+    "fail": TaskStatus.FAILED,
+    "failure": TaskStatus.FAILED,
+}
+
+
+@attrs.frozen(kw_only=True)
+class VideoOutput:
+    """A generated video.
+
+    Attributes:
+        id: The video's id (what video-extend and identify-face take).
+        url: Download URL; valid for 30 days.
+        duration: Seconds.
+        watermark_url: URL of the watermarked copy, when one was asked for.
+    """
+
+    id: str | None = None
+    url: str | None = None
+    duration: float | None = None
+    watermark_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ImageOutput:
+    """A generated image.
+
+    Attributes:
+        index: Position in the result.
+        url: Download URL; valid for 30 days.
+        watermark_url: URL of the watermarked copy, when one was asked for.
+    """
+
+    index: int | None = None
+    url: str | None = None
+    watermark_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AudioOutput:
+    """A generated sound.
+
+    Attributes:
+        id: The audio's id.
+        url: Generic URL (often ``None``; see the format-specific ones).
+        duration: Seconds, for ``url``.
+        url_mp3: MP3 download URL.
+        url_wav: WAV download URL.
+        duration_mp3: Seconds of the MP3.
+        duration_wav: Seconds of the WAV.
+    """
+
+    id: str | None = None
+    url: str | None = None
+    duration: float | None = None
+    url_mp3: str | None = None
+    url_wav: str | None = None
+    duration_mp3: float | None = None
+    duration_wav: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ParentVideo:
+    """The video a video-extend or lip-sync task started from.
+
+    Attributes:
+        id: Its id.
+        url: Its URL.
+        duration: Seconds.
+    """
+
+    id: str | None = None
+    url: str | None = None
+    duration: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OutputFile:
+    """One downloadable file of a task, whatever its kind.
+
+    Attributes:
+        kind: ``video``, ``image``, ``series_image``, ``audio_mp3``, ``audio_wav``
+            or ``audio``.
+        url: Download URL.
+        name: A stable file name for it (task id, kind, index, extension).
+    """
+
+    kind: str
+    url: str
+    name: str
+
+
+@attrs.frozen(kw_only=True)
+class Task:
+    """A generation task, normalised from either response shape.
+
+    Attributes:
+        id: The server's task id.
+        endpoint: Name of the endpoint family it was created on (``text2video``...).
+        status: Normalised status.
+        raw_status: The status string exactly as the server sent it.
+        external_id: Your ``external_task_id``, when known.
+        message: ``task_status_msg`` / ``message``: the failure reason, if any.
+        created_at: Creation time (UTC).
+        updated_at: Last update time (UTC).
+        videos: Video outputs.
+        images: Image outputs.
+        series_images: Images of an omni-image series.
+        audios: Audio outputs.
+        units: Units charged (``final_unit_deduction``, or the turbo ``billing`` sum).
+        parent_video: The source video of a video-extend or lip-sync task.
+        raw: The ``data`` object as received.
+    """
+
+    id: str
+    endpoint: str
+    status: TaskStatus
+    raw_status: str = ""
+    external_id: str | None = None
+    message: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    videos: tuple[VideoOutput, ...] = ()
+    images: tuple[ImageOutput, ...] = ()
+    series_images: tuple[ImageOutput, ...] = ()
+    audios: tuple[AudioOutput, ...] = ()
+    units: float | None = None
+    parent_video: ParentVideo | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task has ended."""
+        return self.status.is_terminal
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the task ended successfully."""
+        return self.status is TaskStatus.SUCCEED
+
+    @property
+    def failed(self) -> bool:
+        """Whether the task ended in failure."""
+        return self.status is TaskStatus.FAILED
+
+    @property
+    def files(self) -> tuple[OutputFile, ...]:
+        """Every downloadable output, with a stable local file name each."""
+        out: list[OutputFile] = []
+        for i, v in enumerate(self.videos):
+            if v.url:
+                out.append(OutputFile(kind="video", url=v.url, name=_name(self.id, "video", i, v.url, ".mp4")))
+        for i, im in enumerate(self.images):
+            if im.url:
+                out.append(OutputFile(kind="image", url=im.url, name=_name(self.id, "image", i, im.url, ".png")))
+        for i, im in enumerate(self.series_images):
+            if im.url:
+                out.append(
+                    OutputFile(kind="series_image", url=im.url, name=_name(self.id, "series", i, im.url, ".png"))
+                )
+        for i, a in enumerate(self.audios):
+            if a.url_mp3:
+                out.append(OutputFile(kind="audio_mp3", url=a.url_mp3, name=_name(self.id, "audio", i, a.url_mp3, ".mp3")))
+            if a.url_wav:
+                out.append(OutputFile(kind="audio_wav", url=a.url_wav, name=_name(self.id, "audio", i, a.url_wav, ".wav")))
+            if a.url and not (a.url_mp3 or a.url_wav):
+                out.append(OutputFile(kind="audio", url=a.url, name=_name(self.id, "audio", i, a.url, ".mp3")))
+        return tuple(out)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The URL of every output, in :attr:`files` order."""
+        return tuple(f.url for f in self.files)
+
+
+_KNOWN_EXTENSIONS = (".mp4", ".mov", ".png", ".jpg", ".jpeg", ".webp", ".mp3", ".wav", ".m4a")
+
+
+def _name(task_id: str, kind: str, index: int, url: str, default_ext: str) -> str:
+    path = url.split("?", 1)[0].lower()
+    ext = next((e for e in _KNOWN_EXTENSIONS if path.endswith(e)), default_ext)
+    safe_id = "".join(c if c.isalnum() or c in "-_" else "_" for c in task_id)
+    return f"{safe_id}_{kind}_{index}{ext}"
+
+
+@attrs.frozen(kw_only=True)
+class Face:
+    """A face found by identify-face.
+
+    Attributes:
+        face_id: Pass this to lip-sync's ``face_choose``.
+        face_image: URL of a crop of the face.
+        start_time: When the face appears, milliseconds.
+        end_time: When it leaves, milliseconds.
+    """
+
+    face_id: str
+    face_image: str | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class FaceSession:
+    """The answer of identify-face.
+
+    Attributes:
+        session_id: Pass this to lip-sync.
+        faces: The faces found.
+        raw: The ``data`` object as received.
+    """
+
+    session_id: str
+    faces: tuple[Face, ...] = ()
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+
+def ms_to_datetime(value: object) -> datetime | None:
+    """Turn a millisecond Unix timestamp (number or numeric string) into a UTC datetime.
+
+    Args:
+        value: The raw value.
+
+    Returns:
+        The datetime, or ``None`` when absent or unparseable.
+    """
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.fromtimestamp(float(str(value)) / 1000.0, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None

@@ -1,0 +1,1 @@
+"""Test helpers: an embedded fake Kling gateway (work in progress)."""
