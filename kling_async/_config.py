@@ -113,8 +113,10 @@ class PollPolicy:
 
 
 def _url(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not (value.startswith("http://") or value.startswith("https://")):
-        raise ConfigurationError(f"{attribute.name} must start with http:// or https://, got {value!r}")
+    if not value.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"{attribute.name} must start with http:// or https://, got {value!r}"
+        )
 
 
 def _strip_slash(value: str) -> str:
@@ -160,9 +162,7 @@ class ClientConfig:
             )
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> ClientConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
         """Build a configuration from ``KLING_*`` environment variables.
 
         Reads ``KLING_API_KEY``, ``KLING_ENDPOINT_PATH``, ``KLING_BASE_URL`` and

@@ -126,7 +126,9 @@ def request_from_payload(request_type: type[T], payload: Mapping[str, Any]) -> T
         ]
         raise ValidationError(problems, endpoint=request_type.__name__) from None
     except (TypeError, ValueError) as exc:
-        raise ValidationError([Problem("(body)", str(exc))], endpoint=request_type.__name__) from None
+        raise ValidationError(
+            [Problem("(body)", str(exc))], endpoint=request_type.__name__
+        ) from None
 
 
 def _flatten(exc: BaseException, path: str) -> list[tuple[BaseException, str]]:
@@ -135,7 +137,14 @@ def _flatten(exc: BaseException, path: str) -> list[tuple[BaseException, str]]:
     if isinstance(exc, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
         out: list[tuple[BaseException, str]] = []
         for sub in exc.exceptions:
-            note = next((n for n in getattr(sub, "__notes__", []) if hasattr(n, "name") or hasattr(n, "index")), None)
+            note = next(
+                (
+                    n
+                    for n in getattr(sub, "__notes__", [])
+                    if hasattr(n, "name") or hasattr(n, "index")
+                ),
+                None,
+            )
             sub_path = path
             if note is not None and hasattr(note, "name"):
                 sub_path = f"{path}.{note.name}"
@@ -166,10 +175,14 @@ def _str_or_none(value: Any) -> str | None:
     return str(value)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _classic_task(endpoint: str, data: Mapping[str, Any]) -> Task:
-    info = data.get("task_info") if isinstance(data.get("task_info"), Mapping) else {}
-    result = data.get("task_result") if isinstance(data.get("task_result"), Mapping) else {}
-    parent = info.get("parent_video") if isinstance(info, Mapping) else None
+    info: Mapping[str, Any] = _mapping(data.get("task_info"))
+    result: Mapping[str, Any] = _mapping(data.get("task_result"))
+    parent = info.get("parent_video")
     raw_status = str(data.get("task_status") or "")
     return Task(
         id=str(data.get("task_id") or info.get("task_id") or ""),
@@ -185,7 +198,9 @@ def _classic_task(endpoint: str, data: Mapping[str, Any]) -> Task:
         series_images=_tuple_of(ImageOutput, result.get("series_images")),
         audios=_tuple_of(AudioOutput, result.get("audios")),
         units=_lenient_float(data.get("final_unit_deduction"), None),
-        parent_video=converter.structure(parent, ParentVideo) if isinstance(parent, Mapping) else None,
+        parent_video=converter.structure(parent, ParentVideo)
+        if isinstance(parent, Mapping)
+        else None,
         raw=data,
     )
 
@@ -200,7 +215,9 @@ def _turbo_task(endpoint: str, data: Mapping[str, Any]) -> Task:
             continue
         kind = str(item.get("type") or "video").lower()
         if kind == "image":
-            images.append(converter.structure({"url": item.get("url"), "index": len(images)}, ImageOutput))
+            images.append(
+                converter.structure({"url": item.get("url"), "index": len(images)}, ImageOutput)
+            )
         elif kind == "audio":
             audios.append(converter.structure(item, AudioOutput))
         else:

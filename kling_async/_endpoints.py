@@ -322,10 +322,12 @@ def with_external_id(request: Request, external_task_id: str) -> Request:
     """
     if isinstance(request, (TurboTextToVideoRequest, TurboImageToVideoRequest)):
         options = request.options or TurboOptions()
-        return attrs.evolve(request, options=attrs.evolve(options, external_task_id=external_task_id))
+        return attrs.evolve(
+            request, options=attrs.evolve(options, external_task_id=external_task_id)
+        )
     if not hasattr(request, "external_task_id"):
         raise TypeError(f"{type(request).__name__} has no external_task_id")
-    return attrs.evolve(request, external_task_id=external_task_id)  # type: ignore[misc]
+    return attrs.evolve(request, external_task_id=external_task_id)  # type: ignore[arg-type]
 
 
 def callback_url_of(request: Request) -> str | None:
@@ -362,4 +364,4 @@ def with_callback_url(request: Request, callback_url: str) -> Request:
         return attrs.evolve(request, options=attrs.evolve(options, callback_url=callback_url))
     if not hasattr(request, "callback_url"):
         raise TypeError(f"{type(request).__name__} takes no callback_url")
-    return attrs.evolve(request, callback_url=callback_url)  # type: ignore[misc]
+    return attrs.evolve(request, callback_url=callback_url)  # type: ignore[arg-type]

@@ -118,7 +118,9 @@ class TransportError(KlingError):
         sent: ``False`` when the request certainly never reached the server.
     """
 
-    def __init__(self, message: str, *, method: str = "", path: str = "", sent: bool = True) -> None:
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", sent: bool = True
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path

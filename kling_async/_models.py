@@ -55,13 +55,12 @@ IntLike = Union[int, str]
 #: A number the API accepts either as a JSON number or as a numeric string.
 FloatLike = Union[float, int, str]
 
-_model = attrs.frozen(kw_only=True)
 
 
 # --- nested types -------------------------------------------------------------------
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class WatermarkInfo:
     """Whether to also produce a watermarked copy of each output.
 
@@ -72,7 +71,7 @@ class WatermarkInfo:
     enabled: bool | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class Shot:
     """One shot of a multi-shot video (an entry of ``multi_prompt``).
 
@@ -87,7 +86,7 @@ class Shot:
     duration: IntLike | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class CameraConfig:
     """Movement amounts for a ``simple`` camera move: exactly one is non-zero.
 
@@ -108,7 +107,7 @@ class CameraConfig:
     zoom: FloatLike | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class CameraControl:
     """Camera movement for text-to-video and image-to-video (older models).
 
@@ -122,7 +121,7 @@ class CameraControl:
     config: CameraConfig | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class TrajectoryPoint:
     """One point of a motion-brush trajectory, origin at the image's bottom-left.
 
@@ -135,7 +134,7 @@ class TrajectoryPoint:
     y: int
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class DynamicMask:
     """A motion-brush group: a painted area and the path it should follow.
 
@@ -148,7 +147,7 @@ class DynamicMask:
     trajectories: list[TrajectoryPoint] | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class Element:
     """A reference to a subject in the account's element library.
 
@@ -159,7 +158,7 @@ class Element:
     element_id: IntLike
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class VoiceRef:
     """A voice referenced from the prompt as ``<<<voice_1>>>``.
 
@@ -170,7 +169,7 @@ class VoiceRef:
     voice_id: str
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class ImageRef:
     """An image of ``image_list`` (multi-image-to-video, omni-image).
 
@@ -181,7 +180,7 @@ class ImageRef:
     image: str
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class OmniImageRef:
     """An image of omni-video's ``image_list``.
 
@@ -195,7 +194,7 @@ class OmniImageRef:
     type: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class VideoRef:
     """The reference video of omni-video's ``video_list`` (at most one).
 
@@ -210,7 +209,7 @@ class VideoRef:
     keep_original_sound: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class FaceChoice:
     """Which face to lip-sync and the audio to put on it.
 
@@ -235,7 +234,7 @@ class FaceChoice:
     original_audio_volume: FloatLike | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class TurboSettings:
     """Output settings of the turbo endpoints.
 
@@ -250,7 +249,7 @@ class TurboSettings:
     duration: IntLike | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class TurboOptions:
     """General options of the turbo endpoints.
 
@@ -265,7 +264,7 @@ class TurboOptions:
     watermark_info: WatermarkInfo | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class TurboContent:
     """One entry of turbo image-to-video's ``contents``.
 
@@ -283,7 +282,7 @@ class TurboContent:
 # --- request bodies -----------------------------------------------------------------
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class TextToVideoRequest:
     """Body of ``POST videos/text2video``.
 
@@ -310,7 +309,7 @@ class TextToVideoRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class ImageToVideoRequest:
     """Body of ``POST videos/image2video``.
 
@@ -343,7 +342,7 @@ class ImageToVideoRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class OmniVideoRequest:
     """Body of ``POST videos/omni-video``.
 
@@ -369,7 +368,7 @@ class OmniVideoRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class VideoExtendRequest:
     """Body of ``POST videos/video-extend``: continue a generated video.
 
@@ -384,7 +383,7 @@ class VideoExtendRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class MultiImageToVideoRequest:
     """Body of ``POST videos/multi-image2video``: up to 4 images and a prompt."""
 
@@ -399,7 +398,7 @@ class MultiImageToVideoRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class IdentifyFaceRequest:
     """Body of ``POST videos/identify-face`` (synchronous, no task).
 
@@ -410,7 +409,7 @@ class IdentifyFaceRequest:
     video_url: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class LipSyncRequest:
     """Body of ``POST videos/advanced-lip-sync``.
 
@@ -423,7 +422,7 @@ class LipSyncRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class AvatarRequest:
     """Body of ``POST videos/avatar/image2video`` (digital human).
 
@@ -439,7 +438,7 @@ class AvatarRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class ImageGenerationRequest:
     """Body of ``POST images/generations``: ``n`` (1 to 9) images from a prompt."""
 
@@ -457,7 +456,7 @@ class ImageGenerationRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class OmniImageRequest:
     """Body of ``POST images/omni-image``: single images or a series."""
 
@@ -475,7 +474,7 @@ class OmniImageRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class TextToAudioRequest:
     """Body of ``POST audio/text-to-audio``: a sound effect from a prompt.
 
@@ -488,7 +487,7 @@ class TextToAudioRequest:
     external_task_id: str | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class TurboTextToVideoRequest:
     """Body of ``POST videos/text-to-video/kling-3.0-turbo`` (turbo host)."""
 
@@ -497,7 +496,7 @@ class TurboTextToVideoRequest:
     options: TurboOptions | None = None
 
 
-@_model
+@attrs.frozen(kw_only=True)
 class TurboImageToVideoRequest:
     """Body of ``POST videos/image-to-video/kling-3.0-turbo`` (turbo host).
 

@@ -212,22 +212,50 @@ class Task:
         out: list[OutputFile] = []
         for i, v in enumerate(self.videos):
             if v.url:
-                out.append(OutputFile(kind="video", url=v.url, name=_name(self.id, "video", i, v.url, ".mp4")))
+                out.append(
+                    OutputFile(
+                        kind="video", url=v.url, name=_name(self.id, "video", i, v.url, ".mp4")
+                    )
+                )
         for i, im in enumerate(self.images):
             if im.url:
-                out.append(OutputFile(kind="image", url=im.url, name=_name(self.id, "image", i, im.url, ".png")))
+                out.append(
+                    OutputFile(
+                        kind="image", url=im.url, name=_name(self.id, "image", i, im.url, ".png")
+                    )
+                )
         for i, im in enumerate(self.series_images):
             if im.url:
                 out.append(
-                    OutputFile(kind="series_image", url=im.url, name=_name(self.id, "series", i, im.url, ".png"))
+                    OutputFile(
+                        kind="series_image",
+                        url=im.url,
+                        name=_name(self.id, "series", i, im.url, ".png"),
+                    )
                 )
         for i, a in enumerate(self.audios):
             if a.url_mp3:
-                out.append(OutputFile(kind="audio_mp3", url=a.url_mp3, name=_name(self.id, "audio", i, a.url_mp3, ".mp3")))
+                out.append(
+                    OutputFile(
+                        kind="audio_mp3",
+                        url=a.url_mp3,
+                        name=_name(self.id, "audio", i, a.url_mp3, ".mp3"),
+                    )
+                )
             if a.url_wav:
-                out.append(OutputFile(kind="audio_wav", url=a.url_wav, name=_name(self.id, "audio", i, a.url_wav, ".wav")))
+                out.append(
+                    OutputFile(
+                        kind="audio_wav",
+                        url=a.url_wav,
+                        name=_name(self.id, "audio", i, a.url_wav, ".wav"),
+                    )
+                )
             if a.url and not (a.url_mp3 or a.url_wav):
-                out.append(OutputFile(kind="audio", url=a.url, name=_name(self.id, "audio", i, a.url, ".mp3")))
+                out.append(
+                    OutputFile(
+                        kind="audio", url=a.url, name=_name(self.id, "audio", i, a.url, ".mp3")
+                    )
+                )
         return tuple(out)
 
     @property
