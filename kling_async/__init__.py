@@ -43,6 +43,7 @@ from ._errors import (
     WaitTimeoutError,
     WebhookVerificationError,
 )
+from ._media import ImageInfo, check_image, encode_file, encode_image, image_info
 from ._models import (
     AvatarRequest,
     CameraConfig,
@@ -88,6 +89,7 @@ from ._task import (
     VideoOutput,
 )
 from ._transport import AiohttpTransport, HTTPRequest, HTTPResponse, Transport
+from ._validation import validate_payload, validate_request
 
 __version__ = "0.1.0"
 
@@ -122,6 +124,7 @@ __all__ = [
     "HTTPResponse",
     "IdentifyFaceRequest",
     "ImageGenerationRequest",
+    "ImageInfo",
     "ImageOutput",
     "ImageRef",
     "ImageToVideoRequest",
@@ -170,6 +173,12 @@ __all__ = [
     "WaitTimeoutError",
     "WatermarkInfo",
     "WebhookVerificationError",
+    "check_image",
+    "encode_file",
+    "encode_image",
     "endpoint_for",
+    "image_info",
     "set_testing",
+    "validate_payload",
+    "validate_request",
 ]
