@@ -1,0 +1,188 @@
+"""Configuration of the fake gateway: one mutable attrs object with realistic defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "DEFAULT_FAULT_MIX",
+    "FAULTS",
+    "FAULT_SCOPES",
+    "FakeConfig",
+]
+
+#: Every fault the fake can inject, with what it does:
+#:
+#: ``http_500`` / ``http_503`` / ``http_504``
+#:     Answer 500/503/504 with codes 5000/5001/5002. On a create, 500 and 503 come
+#:     before the task is stored; 504 after (the task exists).
+#: ``drop_before_store`` / ``drop_after_store``
+#:     Close the connection without any response, before or after the task is stored.
+#: ``truncated``
+#:     Send the normal response's headers and half of its body, then close (after store).
+#: ``html``
+#:     Answer HTTP 200 with an HTML proxy error page (after store).
+#: ``slow``
+#:     Wait ``slow_latency`` seconds, then answer normally.
+#: ``rate_limit`` / ``concurrency_limit``
+#:     Answer 429 with code 1302 (with ``Retry-After``) or 1303 (before store).
+FAULTS: tuple[str, ...] = (
+    "http_500",
+    "http_503",
+    "http_504",
+    "drop_before_store",
+    "drop_after_store",
+    "truncated",
+    "html",
+    "slow",
+    "rate_limit",
+    "concurrency_limit",
+)
+
+#: Where a scheduled fault may strike: task creates, single task queries, turbo
+#: batch queries, identify-face, any of those four (``api``), or media downloads.
+FAULT_SCOPES: tuple[str, ...] = ("create", "query", "batch", "face", "api", "media")
+
+#: Relative weights of the faults drawn at random when ``fault_rate`` > 0.
+DEFAULT_FAULT_MIX: Mapping[str, float] = {
+    "http_500": 1.0,
+    "http_503": 1.0,
+    "http_504": 1.0,
+    "drop_before_store": 1.0,
+    "drop_after_store": 1.0,
+    "truncated": 1.0,
+    "html": 1.0,
+    "slow": 1.0,
+}
+
+
+def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _fraction(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be within [0, 1], got {value!r}")
+
+
+def _fault_mix(_: Any, attribute: attrs.Attribute[Any], value: Mapping[str, float]) -> None:
+    unknown = sorted(set(value) - set(FAULTS))
+    if unknown:
+        raise ValueError(f"{attribute.name} names unknown faults {unknown}; known: {list(FAULTS)}")
+    if any(weight < 0 for weight in value.values()):
+        raise ValueError(f"{attribute.name} weights must be >= 0")
+
+
+def _webhook_secret(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        from .._webhooks import sign
+
+        sign(value, "check", 0, b"")  # raises ValueError for a secret that is not base64
+
+
+@attrs.define(kw_only=True)
+class FakeConfig:
+    """How the fake gateway behaves. Every random choice is seeded by ``seed``.
+
+    Task timing: each task's whole life (``submitted`` until ``succeed``/``failed``,
+    the time it holds a concurrency slot) is drawn from a log-normal distribution
+    of the given median and log-space sigma for its kind, multiplied by
+    ``time_scale``. With ``scale_by_request`` on, video medians also grow with the
+    clip (``sqrt(duration / 5)``) and the mode (std 1, pro 1.25, 4k 1.6), and image
+    medians with the image count (``1 + 0.1 * (count - 1)``), so a 5 s std clip keeps
+    exactly the configured median. The first ``queue_fraction`` of the life is
+    ``submitted``, the rest ``processing``.
+
+    Units charged (``final_unit_deduction``, turbo ``billing[].amount``), on success
+    only (a failed task reports ``"0"``): video per second of clip, std 0.6, pro 1.0,
+    4k 2.0, times 1.2 with ``sound: on`` (so pro 5 s with sound = 6, as in the
+    seeds); turbo 720p 0.6 and 1080p 1.0 per second; video-extend a 5 s std
+    extension (3); lip-sync 0.5 per started 5 s of audio; avatar a 5 s clip at its
+    mode's rate; images 0.25 each at 1k, 0.5 at 2k, 1.0 at 4k; audio 0.25.
+
+    Attributes:
+        api_key: The accepted bearer key.
+        extra_api_keys: More accepted keys (each with its own quotas and
+            external-id namespace).
+        endpoint_path: The accepted ``/v1/ai/{endpoint_path}/kling`` segment.
+        time_scale: Multiplies every task duration (0.001 turns 100 s into 0.1 s).
+        video_median: Median life of a video task, seconds (before ``time_scale``).
+        video_sigma: Log-space sigma of video task lives.
+        image_median: Median life of an image task, seconds.
+        image_sigma: Log-space sigma of image task lives.
+        audio_median: Median life of an audio task, seconds.
+        audio_sigma: Log-space sigma of audio task lives.
+        queue_fraction: Share of a task's life spent ``submitted``.
+        scale_by_request: Let clip duration, mode and image count stretch lives.
+        max_running: Concurrency quota per key, in slots (a video takes 1, an image
+            task ``n``); a create beyond it gets HTTP 429, code 1303. ``None``: no quota.
+        max_rps: Request-rate limit per key (token bucket) on API requests; beyond it
+            HTTP 429, code 1302, with ``Retry-After``. ``None``: no limit.
+        rps_burst: Bucket size of that limit (default ``max(1, max_rps)``).
+        fail_rate: Fraction of tasks that end ``failed``.
+        fail_message: Their ``task_status_msg`` / ``message``.
+        fault_rate: Probability that an API request suffers a random fault drawn
+            from ``fault_mix``.
+        fault_mix: Relative weights of the random faults (names from :data:`FAULTS`).
+        slow_latency: Delay of the ``slow`` fault, seconds.
+        latency: Delay added to every API response, seconds.
+        lookup_lag: Seconds (real, not scaled) a new task stays invisible to queries.
+        url_ttl: Seconds (real) a result URL stays valid after the task ends; later
+            downloads get 403.
+        range_requests: Honour ``Range`` headers on media downloads.
+        webhook_secret: Sign callbacks with this Standard Webhooks secret
+            (``whsec_...``); ``None`` sends them unsigned.
+        callback_hosts: Hosts callbacks may be sent to (loopback by default: a fake
+            never calls out to the internet); others are skipped and counted.
+        callback_timeout: Seconds a callback POST may take.
+        seed: Seed of every random choice (durations, failures, faults, ids).
+        public_url: Base URL written into result URLs (default: the URL it listens on).
+    """
+
+    api_key: str = "test-key"
+    extra_api_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    endpoint_path: str = "test-endpoint"
+    time_scale: float = attrs.field(default=1.0, validator=_positive)
+    video_median: float = attrs.field(default=100.0, validator=_positive)
+    video_sigma: float = attrs.field(default=0.25, validator=_non_negative)
+    image_median: float = attrs.field(default=20.0, validator=_positive)
+    image_sigma: float = attrs.field(default=0.25, validator=_non_negative)
+    audio_median: float = attrs.field(default=15.0, validator=_positive)
+    audio_sigma: float = attrs.field(default=0.25, validator=_non_negative)
+    queue_fraction: float = attrs.field(default=0.1, validator=_fraction)
+    scale_by_request: bool = True
+    max_running: int | None = attrs.field(default=None, validator=_positive)
+    max_rps: float | None = attrs.field(default=None, validator=_positive)
+    rps_burst: float | None = attrs.field(default=None, validator=_positive)
+    fail_rate: float = attrs.field(default=0.0, validator=_fraction)
+    fail_message: str = "The generation failed: content risk control was triggered (fake)"
+    fault_rate: float = attrs.field(default=0.0, validator=_fraction)
+    fault_mix: Mapping[str, float] = attrs.field(
+        factory=lambda: dict(DEFAULT_FAULT_MIX), validator=_fault_mix
+    )
+    slow_latency: float = attrs.field(default=1.0, validator=_non_negative)
+    latency: float = attrs.field(default=0.0, validator=_non_negative)
+    lookup_lag: float = attrs.field(default=0.0, validator=_non_negative)
+    url_ttl: float = attrs.field(default=3600.0, validator=_non_negative)
+    range_requests: bool = True
+    webhook_secret: str | None = attrs.field(default=None, validator=_webhook_secret)
+    callback_hosts: tuple[str, ...] = attrs.field(
+        default=("127.0.0.1", "localhost", "::1"), converter=tuple
+    )
+    callback_timeout: float = attrs.field(default=5.0, validator=_positive)
+    seed: int = 0
+    public_url: str | None = None
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        """Every accepted key, ``api_key`` first."""
+        return (self.api_key, *self.extra_api_keys)
