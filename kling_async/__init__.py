@@ -7,6 +7,17 @@ Start with :class:`KlingSession`; fan out many generations with
 from __future__ import annotations
 
 from ._backoff import set_testing
+from ._batch import (
+    Batch,
+    BatchSummary,
+    Event,
+    EventKind,
+    JobCancelledError,
+    JobHandle,
+    JobResult,
+    NotStartedError,
+)
+from ._callbacks import CallbackEvent, CallbackReceiver
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_TURBO_BASE_URL,
@@ -43,6 +54,7 @@ from ._errors import (
     WaitTimeoutError,
     WebhookVerificationError,
 )
+from ._journal import JournalMismatchError
 from ._media import ImageInfo, check_image, encode_file, encode_image, image_info
 from ._models import (
     AvatarRequest,
@@ -90,6 +102,8 @@ from ._task import (
 )
 from ._transport import AiohttpTransport, HTTPRequest, HTTPResponse, Transport
 from ._validation import validate_payload, validate_request
+from ._webhooks import sign as sign_webhook
+from ._webhooks import verify as verify_webhook
 
 __version__ = "0.1.0"
 
@@ -103,6 +117,10 @@ __all__ = [
     "AudioOutput",
     "AuthenticationError",
     "AvatarRequest",
+    "Batch",
+    "BatchSummary",
+    "CallbackEvent",
+    "CallbackReceiver",
     "CameraConfig",
     "CameraControl",
     "ClientConfig",
@@ -116,6 +134,8 @@ __all__ = [
     "DynamicMask",
     "Element",
     "Endpoint",
+    "Event",
+    "EventKind",
     "Face",
     "FaceChoice",
     "FaceSession",
@@ -129,11 +149,16 @@ __all__ = [
     "ImageRef",
     "ImageToVideoRequest",
     "InvalidRequestError",
+    "JobCancelledError",
+    "JobHandle",
+    "JobResult",
+    "JournalMismatchError",
     "KlingError",
     "KlingSession",
     "LipSyncRequest",
     "MultiImageToVideoRequest",
     "NotFoundError",
+    "NotStartedError",
     "OmniImageRef",
     "OmniImageRequest",
     "OmniVideoRequest",
@@ -179,6 +204,8 @@ __all__ = [
     "endpoint_for",
     "image_info",
     "set_testing",
+    "sign_webhook",
     "validate_payload",
     "validate_request",
+    "verify_webhook",
 ]

@@ -1,0 +1,274 @@
+"""Receive task callbacks: an ``aiohttp.web`` handler to mount in your app, or run standalone.
+
+The gateway POSTs the task object itself (not the envelope) to a task's
+``callback_url`` on each status change, optionally signed the Standard Webhooks
+way. A callback is a hint, never the only source: the batch refreshes the task
+on an unsigned callback, and keeps a slow reconciliation poll for lost ones.
+
+Mounted in your own application::
+
+    receiver = CallbackReceiver(secret="whsec_...", public_url="https://app.example/kling/callback")
+    app.router.add_post("/kling/callback", receiver.handle)
+
+Standalone (tests, scripts, a machine reachable by the gateway)::
+
+    async with receiver.serve(host="127.0.0.1", port=0) as url:
+        async with session.batch(callbacks=receiver) as batch: ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+from aiohttp import web
+
+from ._converter import parse_task
+from ._endpoints import Endpoint, endpoint_for
+from ._errors import WebhookVerificationError
+from ._task import Task
+from ._webhooks import DEFAULT_TOLERANCE, HEADER_ID, verify
+
+__all__ = ["CallbackEvent", "CallbackReceiver"]
+
+logger = logging.getLogger("kling_async")
+
+#: Query parameter naming the endpoint in the callback URLs the batch hands out.
+ENDPOINT_PARAM = "endpoint"
+_SEEN_IDS = 10_000
+
+
+@attrs.frozen(kw_only=True)
+class CallbackEvent:
+    """One accepted callback.
+
+    Attributes:
+        task: The task as the callback described it.
+        verified: Whether a Standard Webhooks signature was checked and matched.
+        received_at: ``time.monotonic()`` on arrival.
+        webhook_id: The ``webhook-id`` header, when sent.
+    """
+
+    task: Task
+    verified: bool
+    received_at: float
+    webhook_id: str | None = None
+
+
+class CallbackReceiver:
+    """Accept task callbacks and tell subscribers (a batch) at once.
+
+    Args:
+        secret: The Standard Webhooks secret (``whsec_...``). When set, callbacks
+            without a valid signature are refused with 401.
+        public_url: The URL the gateway should call, when you mount
+            :meth:`handle` in your own app (``serve`` sets it otherwise).
+        tolerance: Seconds a signature's timestamp may be off.
+        max_body: Largest body accepted, bytes.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        public_url: str | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+        max_body: int = 1 << 20,
+    ) -> None:
+        self._secret = secret
+        self._public_url = public_url
+        self._served_url: str | None = None
+        self.tolerance = tolerance
+        self.max_body = max_body
+        self._subscribers: list[Callable[[CallbackEvent], object]] = []
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        #: Callbacks accepted.
+        self.received = 0
+        #: Callbacks refused (bad signature, bad body).
+        self.rejected = 0
+        #: Redeliveries of a ``webhook-id`` already accepted (acknowledged, ignored).
+        self.duplicates = 0
+
+    def __repr__(self) -> str:
+        return f"CallbackReceiver(url={self.url!r}, signed={self._secret is not None})"
+
+    @property
+    def url(self) -> str | None:
+        """Where the gateway should POST: ``public_url``, or the served URL."""
+        return self._public_url or self._served_url
+
+    def callback_url_for(self, endpoint: Endpoint | str) -> str:
+        """The callback URL to put in a request of ``endpoint``.
+
+        The endpoint's name rides along as a query parameter, so the body is
+        parsed with the right shape.
+
+        Args:
+            endpoint: The request's endpoint.
+
+        Returns:
+            The URL.
+
+        Raises:
+            RuntimeError: The receiver has no URL yet.
+        """
+        base = self.url
+        if base is None:
+            raise RuntimeError("the receiver has no URL: serve it or set public_url")
+        name = endpoint_for(endpoint).name
+        sep = "&" if "?" in base else "?"
+        return f"{base}{sep}{ENDPOINT_PARAM}={quote(name, safe='')}"
+
+    def subscribe(self, callback: Callable[[CallbackEvent], object]) -> Callable[[], None]:
+        """Call ``callback`` with every accepted callback.
+
+        It runs in the handler, on the event loop: it must not block. Exceptions
+        it raises are logged and ignored.
+
+        Args:
+            callback: The subscriber.
+
+        Returns:
+            A function that unsubscribes it.
+        """
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _is_duplicate(self, webhook_id: str | None) -> bool:
+        if not webhook_id:
+            return False
+        if webhook_id in self._seen:
+            self._seen.move_to_end(webhook_id)
+            return True
+        self._seen[webhook_id] = None
+        if len(self._seen) > _SEEN_IDS:
+            self._seen.popitem(last=False)
+        return False
+
+    def accept(
+        self, headers: Mapping[str, str], body: bytes, *, endpoint: str | None = None
+    ) -> CallbackEvent | None:
+        """Verify and parse one callback, then notify subscribers (framework-free core).
+
+        Args:
+            headers: The request headers.
+            body: The raw body.
+            endpoint: The endpoint name, when known (from the URL).
+
+        Returns:
+            The event, or ``None`` for a redelivery already seen.
+
+        Raises:
+            WebhookVerificationError: A secret is set and the signature does not verify.
+            ValueError: The body is not a JSON task object.
+        """
+        verified = False
+        if self._secret is not None:
+            verify(self._secret, headers, body, tolerance=self.tolerance)
+            verified = True
+        data = json.loads(body)
+        if isinstance(data, Mapping) and isinstance(data.get("data"), Mapping):
+            data = data["data"]  # tolerate an envelope
+        if not isinstance(data, Mapping) or not (
+            data.get("task_id") or data.get("id") or data.get("external_task_id")
+        ):
+            raise ValueError("callback body is not a task object")
+        webhook_id = headers.get(HEADER_ID)
+        if verified and self._is_duplicate(webhook_id):
+            self.duplicates += 1
+            return None
+        name: Endpoint | str = "callback"
+        if endpoint:
+            try:
+                name = endpoint_for(endpoint)
+            except KeyError:
+                name = "callback"
+        event = CallbackEvent(
+            task=parse_task(name, data),
+            verified=verified,
+            received_at=time.monotonic(),
+            webhook_id=webhook_id,
+        )
+        self.received += 1
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                logger.exception("callback subscriber raised; ignored")
+        return event
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The ``aiohttp.web`` handler: ``app.router.add_post(path, receiver.handle)``.
+
+        Args:
+            request: The incoming POST.
+
+        Returns:
+            200 when accepted (or a known redelivery), 401 for a bad signature,
+            400 for a bad body, 413 for an oversized one.
+        """
+        if request.content_length is not None and request.content_length > self.max_body:
+            self.rejected += 1
+            return web.json_response({"ok": False, "error": "body too large"}, status=413)
+        body = await request.read()
+        if len(body) > self.max_body:
+            self.rejected += 1
+            return web.json_response({"ok": False, "error": "body too large"}, status=413)
+        try:
+            self.accept(request.headers, body, endpoint=request.query.get(ENDPOINT_PARAM))
+        except WebhookVerificationError as exc:
+            self.rejected += 1
+            logger.warning("callback refused: %s", exc)
+            return web.json_response({"ok": False, "error": "signature"}, status=401)
+        except (ValueError, UnicodeDecodeError):
+            self.rejected += 1
+            logger.warning("callback refused: body is not a JSON task object")
+            return web.json_response({"ok": False, "error": "body"}, status=400)
+        return web.json_response({"ok": True})
+
+    @contextlib.asynccontextmanager
+    async def serve(
+        self, *, host: str = "127.0.0.1", port: int = 0, path: str = "/kling/callback"
+    ) -> AsyncIterator[str]:
+        """Run a small server for the receiver alone while the block runs.
+
+        Args:
+            host: Interface to listen on.
+            port: Port (0: any free one).
+            path: Path to serve the handler on.
+
+        Yields:
+            The callback URL (also in :attr:`url` meanwhile).
+
+        Raises:
+            RuntimeError: The receiver is already being served.
+        """
+        if self._served_url is not None:
+            raise RuntimeError("the receiver is already being served")
+        app = web.Application(client_max_size=self.max_body + 1024)
+        app.router.add_post(path, self.handle)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            bound: Any = runner.addresses[0]
+            bound_host, bound_port = str(bound[0]), int(bound[1])
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            self._served_url = f"http://{shown}:{bound_port}{path}"
+            yield self._served_url
+        finally:
+            self._served_url = None
+            await runner.cleanup()

@@ -1,0 +1,282 @@
+"""The batch's pure scheduling arithmetic: learned poll schedules, AIMD window, budget."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from kling_async import PollPolicy
+from kling_async._schedule import (
+    AdmissionWindow,
+    Budget,
+    DurationStats,
+    PollPlanner,
+    ScheduleTuning,
+    kind_of,
+    observed_duration,
+)
+
+PRIOR = PollPolicy(initial_delay=20.0, interval=5.0, multiplier=1.5, max_interval=60.0, jitter=0.0)
+KIND = ("text2video", "kling-v2-6", "pro", "5", "")
+
+
+def trained(seconds: list[float], *, prior: PollPolicy = PRIOR) -> PollPlanner:
+    planner = PollPlanner(prior, rng=random.Random(0))
+    for value in seconds:
+        planner.observe(KIND, value)
+    return planner
+
+
+def lognormal(n: int, median: float, sigma: float, seed: int = 1) -> list[float]:
+    rng = random.Random(seed)
+    return [median * math.exp(rng.gauss(0.0, sigma)) for _ in range(n)]
+
+
+def polls_until(planner: PollPlanner, duration: float, **kw: object) -> tuple[int, float]:
+    """Polls a task of ``duration`` gets, and the elapsed time of the one that sees it done."""
+    elapsed, polls = 0.0, 0
+    while elapsed < duration:
+        elapsed = planner.next_poll(KIND, elapsed, polls, **kw)  # type: ignore[arg-type]
+        polls += 1
+    return polls, elapsed
+
+
+def test_kind_of_reads_classic_and_turbo_fields() -> None:
+    """A kind is endpoint, model, mode/resolution, duration and count, from either shape."""
+    classic = kind_of("text2video", {"model_name": "m", "mode": "pro", "duration": "10"})
+    turbo = kind_of("turbo-text2video", {"settings": {"resolution": "1080p", "duration": 5}})
+    image = kind_of("image-generation", {"n": 4})
+    assert classic == ("text2video", "m", "pro", "10", "")
+    assert turbo == ("turbo-text2video", "", "1080p", "5", "")
+    assert image == ("image-generation", "", "", "", "4")
+
+
+def test_observed_duration_prefers_server_times_inside_the_bracket() -> None:
+    """Server timestamps are used when consistent with the polls; else the bracket midpoint."""
+    assert observed_duration(90.0, 100.0, 95.0) == 95.0
+    assert observed_duration(90.0, 100.0, 40.0) == 95.0
+    assert observed_duration(90.0, 100.0, None) == 95.0
+    assert observed_duration(0.0, 30.0, None) == 30.0
+    assert 0 < observed_duration(0.0, 0.0, None) <= 1e-6
+
+
+def test_duration_stats_match_sample_moments_then_fade() -> None:
+    """Early samples give exact moments; later ones are weighted within the window."""
+    stats = DurationStats()
+    for value in (10.0, 20.0):
+        stats.add(value, window=200)
+    logs = [math.log(10.0), math.log(20.0)]
+    assert stats.mean == pytest.approx(sum(logs) / 2)
+    assert stats.var == pytest.approx(((logs[0] - logs[1]) / 2) ** 2)
+    for _ in range(1000):
+        stats.add(100.0, window=50)
+    assert stats.mean == pytest.approx(math.log(100.0), abs=1e-6)
+
+
+def test_prior_schedule_without_samples_is_late_then_geometric() -> None:
+    """Before anything is learned: first poll at initial_delay, then intervals grow to a cap."""
+    planner = PollPlanner(PRIOR)
+    first = planner.next_poll(KIND, 0.0, 0)
+    second = planner.next_poll(KIND, first, 1)
+    third = planner.next_poll(KIND, second, 2)
+    assert first == 20.0
+    assert second == pytest.approx(25.0)
+    assert third == pytest.approx(32.5)
+    late = planner.next_poll(KIND, 1000.0, 30)
+    assert late == pytest.approx(1060.0)
+
+
+def test_prior_jitter_only_moves_polls_earlier() -> None:
+    """Jitter never delays a poll beyond the unjittered schedule."""
+    policy = PollPolicy(
+        initial_delay=1.0, interval=10.0, multiplier=1.0, max_interval=10.0, jitter=0.5
+    )
+    planner = PollPlanner(policy, rng=random.Random(3))
+    steps = [planner.next_poll(KIND, 100.0, 3) - 100.0 for _ in range(200)]
+    assert all(5.0 <= step <= 10.0 for step in steps)
+    assert min(steps) < 9.0
+
+
+def test_learned_first_poll_comes_early_sigmas_before_the_median() -> None:
+    """With samples, the first poll lands about early_sigmas below the learned median."""
+    planner = trained(lognormal(400, 100.0, 0.25))
+    mu, sigma, count = planner.estimate(KIND) or (0.0, 0.0, 0)
+    assert count == 400
+    assert math.exp(mu) == pytest.approx(100.0, rel=0.1)
+    assert sigma == pytest.approx(0.25, abs=0.05)
+    first = planner.next_poll(KIND, 0.0, 0)
+    assert first == pytest.approx(math.exp(mu - 1.4 * sigma))
+
+
+def test_learned_steps_stay_within_the_lag_bound() -> None:
+    """Every learned step is between min_step and max_step of the elapsed time."""
+    planner = trained(lognormal(300, 100.0, 0.25))
+    tune = planner.tuning
+    elapsed, polls = planner.next_poll(KIND, 0.0, 0), 1
+    mu, sigma, _ = planner.estimate(KIND) or (0.0, 0.0, 0)
+    tail = math.exp(mu + tune.tail_sigmas * sigma)
+    while elapsed < tail:
+        nxt = planner.next_poll(KIND, elapsed, polls)
+        step = nxt - elapsed
+        assert tune.min_step * elapsed - 1e-9 <= step <= tune.max_step * elapsed + 1e-9
+        elapsed, polls = nxt, polls + 1
+
+
+def test_learned_schedule_meets_lag_and_poll_targets_in_simulation() -> None:
+    """On log-normal lives (sigma 0.25): p95 lag under 10 % of the life, about 6 polls."""
+    p95s, means = [], []
+    for seed in range(3):
+        planner = trained(lognormal(300, 100.0, 0.25, seed=seed))
+        lives = lognormal(2000, 100.0, 0.25, seed=100 + seed)
+        polls, lags = [], []
+        for life in lives:
+            count, seen = polls_until(planner, life)
+            polls.append(count)
+            lags.append((seen - life) / life)
+        lags.sort()
+        p95s.append(lags[int(0.95 * len(lags))])
+        means.append(sum(polls) / len(polls))
+    assert sorted(p95s)[1] < 0.10
+    assert sum(means) / len(means) < 6.2
+
+
+def test_outliers_past_the_tail_back_off_to_the_cap() -> None:
+    """A task far past its kind's tail is polled geometrically, capped by max_interval."""
+    planner = trained(lognormal(100, 10.0, 0.1))
+    step = planner.next_poll(KIND, 60.0, 20) - 60.0
+    assert step == pytest.approx(min(0.25 * 60.0, PRIOR.max_interval))
+    long_step = planner.next_poll(KIND, 10_000.0, 40) - 10_000.0
+    assert long_step == pytest.approx(0.09 * 10_000.0)
+
+
+def test_batched_polls_use_a_denser_grid() -> None:
+    """Turbo tasks (batch query) get at most batched_max_step of elapsed per step."""
+    planner = trained(lognormal(300, 100.0, 0.25))
+    step = planner.next_poll(KIND, 120.0, 5, batched=True) - 120.0
+    assert step <= 0.05 * 120.0 + 1e-9
+
+
+def test_callback_mode_polls_only_to_reconcile() -> None:
+    """With callbacks: first poll well past the learned tail, or every reconcile_interval."""
+    planner = trained(lognormal(300, 100.0, 0.25))
+    mu, sigma, _ = planner.estimate(KIND) or (0.0, 0.0, 0)
+    first = planner.next_poll(KIND, 0.0, 0, callbacks=True)
+    assert first == pytest.approx(math.exp(mu + 3.0 * sigma))
+    fixed = planner.next_poll(KIND, 50.0, 2, callbacks=True, reconcile_interval=30.0)
+    assert fixed == 80.0
+    unlearned = PollPlanner(PRIOR).next_poll(KIND, 0.0, 0, callbacks=True)
+    assert unlearned == pytest.approx(4 * PRIOR.initial_delay)
+
+
+def test_unseen_kind_borrows_from_a_coarser_kind_with_wider_sigma() -> None:
+    """A new duration of a known model starts from that model's figures, less sure of them."""
+    planner = trained(lognormal(200, 100.0, 0.25))
+    other = ("text2video", "kling-v2-6", "pro", "10", "")
+    near = planner.estimate(other)
+    exact = planner.estimate(KIND)
+    assert near is not None
+    assert exact is not None
+    assert near[0] == pytest.approx(exact[0], abs=0.1)
+    assert near[1] > exact[1]
+    assert planner.estimate(("omni-video",)) is None
+
+
+def test_sigma_is_shrunk_towards_the_prior_with_few_samples() -> None:
+    """One sample gives a wide sigma (prior-weighted), never zero."""
+    planner = trained([100.0])
+    est = planner.estimate(KIND)
+    assert est is not None
+    assert est[1] > 0.3
+    assert planner.median(KIND) == pytest.approx(100.0)
+
+
+def test_tuning_is_keyword_only_and_frozen() -> None:
+    """ScheduleTuning is a frozen options object."""
+    tuning = ScheduleTuning(max_step=0.05)
+    with pytest.raises(AttributeError):
+        tuning.max_step = 0.2  # type: ignore[misc]
+
+
+def test_window_slow_start_grows_per_accepted_create() -> None:
+    """Until a limit is seen, each accepted create adds a slot, up to max_running."""
+    window = AdmissionWindow(10)
+    assert window.limit == 4
+    for _ in range(20):
+        window.on_accepted()
+    assert window.limit == 10
+
+
+def test_window_shrinks_to_running_on_1303_and_probes_back_up() -> None:
+    """A 1303 sets the window to the confirmed running slots; completions grow it slowly."""
+    window = AdmissionWindow(32, initial=32)
+    window.on_limited(8)
+    assert window.limit == 8
+    assert window.limited
+    assert not window.can_admit(8, 1)
+    for _ in range(9):
+        window.on_completed(1)
+    assert window.limit == 9
+    for _ in range(10_000):
+        window.on_completed(1)
+    assert window.limit == 32
+
+
+def test_window_never_below_one_and_admits_a_big_task_alone() -> None:
+    """The window floors at one slot; a task wider than it runs when nothing else does."""
+    window = AdmissionWindow(4, initial=4)
+    window.on_limited(0)
+    assert window.limit == 1
+    assert window.can_admit(0, 9)
+    assert not window.can_admit(1, 1)
+    assert window.consecutive_limited == 1
+    window.on_accepted()
+    assert window.consecutive_limited == 0
+
+
+def test_window_rejects_a_zero_cap() -> None:
+    """max_running below one is refused."""
+    with pytest.raises(ValueError, match="max_running"):
+        AdmissionWindow(0)
+
+
+def test_budget_without_cap_always_admits() -> None:
+    """No max_units: everything fits, spending is still counted."""
+    budget = Budget(None)
+    assert budget.try_reserve(None)
+    assert budget.try_reserve(1e9)
+    budget.settle(None, 3.0)
+    assert budget.spent == 3.0
+    assert not budget.exhausted()
+
+
+def test_budget_probes_unknown_costs_one_at_a_time_then_uses_learned_ones() -> None:
+    """An unknown kind runs alone until its cost is learned; then estimates gate admission."""
+    budget = Budget(10.0)
+    assert budget.estimate(KIND, 1) is None
+    assert budget.try_reserve(None)
+    assert not budget.try_reserve(None)
+    budget.settle(None, 3.0)
+    budget.learn(KIND, 3.0, 1)
+    assert budget.estimate(KIND, 2) == 6.0
+    assert budget.try_reserve(3.0)
+    assert budget.try_reserve(3.0)
+    assert not budget.try_reserve(3.0)
+    budget.settle(3.0, 3.0)
+    budget.settle(3.0, 0.0)
+    assert budget.spent == 6.0
+    assert budget.reserved == 0.0
+    assert budget.try_reserve(3.0)
+    assert not budget.exhausted()
+    budget.settle(3.0, 4.0)
+    assert budget.exhausted()
+
+
+def test_budget_learns_the_largest_cost_per_slot() -> None:
+    """Estimates err on the safe side: the largest per-slot cost seen for the kind."""
+    budget = Budget(100.0)
+    budget.learn(("image-generation", "", "", "", "4"), 2.0, 4)
+    budget.learn(("image-generation", "", "", "", "4"), 1.0, 4)
+    assert budget.estimate(("image-generation", "", "", "", "4"), 4) == 2.0
+    assert budget.estimate(("image-generation", "", "", "", "9"), 9) == pytest.approx(4.5)
