@@ -1,0 +1,125 @@
+"""Pure metric helpers of the benchmarks: percentiles, lag ratios, bounds, memory, loop lag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+STATUS_KEYS = ("queries", "batch_queries")
+REQUEST_KEYS = ("create_requests", "queries", "batch_queries")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in 0..100); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def stats_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, float]:
+    """Numeric counters of ``after`` minus ``before`` (top level only)."""
+    out: dict[str, float] = {}
+    for key, value in after.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            prior = before.get(key, 0)
+            out[key] = value - (prior if isinstance(prior, (int, float)) else 0)
+    return out
+
+
+def lag_ratios(
+    records: Iterable[Mapping[str, Any]],
+    noticed: Mapping[str, float] | None = None,
+) -> tuple[list[float], int]:
+    """Per finished task: (noticed − completed) / duration.
+
+    The moment of noticing is the fake's ``first_terminal_seen_at`` (the first
+    query that answered terminal); ``noticed`` (task id → client monotonic time)
+    fills in where the fake saw none (a contender that learned it otherwise).
+
+    Returns:
+        The ratios, and how many tasks had no moment of noticing at all.
+    """
+    ratios: list[float] = []
+    missing = 0
+    for rec in records:
+        seen = rec.get("first_terminal_seen_at")
+        if seen is None and noticed is not None:
+            seen = noticed.get(str(rec.get("task_id")))
+        duration = float(rec.get("duration_s") or 0.0)
+        if seen is None or duration <= 0:
+            missing += 1
+            continue
+        ratios.append(max(0.0, float(seen) - float(rec["completes_at"])) / duration)
+    return ratios, missing
+
+
+def lower_bound(records: Sequence[Mapping[str, Any]], quota: int) -> float:
+    """max(sum of task durations / quota, longest task), from the fake's records."""
+    durations = [float(r.get("duration_s") or 0.0) for r in records]
+    if not durations:
+        return math.nan
+    return max(sum(durations) / quota, max(durations))
+
+
+def finite(value: float, ndigits: int = 4) -> float | None:
+    """Round a float for the report; ``None`` for NaN / infinity."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), ndigits)
+
+
+def read_status_kb(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` style field of /proc/self/status, in kB (0 if unknown)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class LoopLagTicker:
+    """Measure event-loop lag: a task sleeps ``interval`` and records each oversleep.
+
+    Use ``start()``, then ``mark()`` to begin a window (clears samples), ``stop()``.
+    """
+
+    def __init__(self, interval: float = 0.010) -> None:
+        self.interval = interval
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def mark(self) -> None:
+        self.samples = []
+
+    async def _run(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.interval)
+            self.samples.append(max(0.0, time.perf_counter() - before - self.interval))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def p99_ms(self) -> float:
+        return percentile(self.samples, 99) * 1000.0
+
+    def max_ms(self) -> float:
+        return max(self.samples, default=math.nan) * 1000.0
