@@ -291,6 +291,29 @@ def endpoint_for_request(request: Request) -> Endpoint:
         raise TypeError(f"{type(request).__name__} is not a Kling request model") from None
 
 
+_TURBO_TYPES = (TurboTextToVideoRequest, TurboImageToVideoRequest)
+
+
+def _option(request: Request, name: str) -> str | None:
+    """Read a field that turbo bodies keep under ``options``."""
+    holder: Any = request
+    if isinstance(request, _TURBO_TYPES):
+        holder = request.options
+    value = getattr(holder, name, None) if holder is not None else None
+    return value or None
+
+
+def _with_option(request: Request, name: str, value: str) -> Request:
+    """Copy ``request`` with a field that turbo bodies keep under ``options``."""
+    changes: dict[str, Any] = {name: value}
+    if isinstance(request, _TURBO_TYPES):
+        options = request.options or TurboOptions()
+        return attrs.evolve(request, options=attrs.evolve(options, **changes))
+    if not hasattr(request, name):
+        raise TypeError(f"{type(request).__name__} has no {name}")
+    return attrs.evolve(request, **changes)
+
+
 def external_id_of(request: Request) -> str | None:
     """Return the request's ``external_task_id`` (``options.external_task_id`` on turbo).
 
@@ -300,11 +323,7 @@ def external_id_of(request: Request) -> str | None:
     Returns:
         The id, or ``None`` when unset or empty.
     """
-    if isinstance(request, (TurboTextToVideoRequest, TurboImageToVideoRequest)):
-        value = request.options.external_task_id if request.options else None
-    else:
-        value = getattr(request, "external_task_id", None)
-    return value or None
+    return _option(request, "external_task_id")
 
 
 def with_external_id(request: Request, external_task_id: str) -> Request:
@@ -320,14 +339,7 @@ def with_external_id(request: Request, external_task_id: str) -> Request:
     Raises:
         TypeError: The endpoint has no external id (identify-face).
     """
-    if isinstance(request, (TurboTextToVideoRequest, TurboImageToVideoRequest)):
-        options = request.options or TurboOptions()
-        return attrs.evolve(
-            request, options=attrs.evolve(options, external_task_id=external_task_id)
-        )
-    if not hasattr(request, "external_task_id"):
-        raise TypeError(f"{type(request).__name__} has no external_task_id")
-    return attrs.evolve(request, external_task_id=external_task_id)  # type: ignore[arg-type]
+    return _with_option(request, "external_task_id", external_task_id)
 
 
 def callback_url_of(request: Request) -> str | None:
@@ -339,11 +351,7 @@ def callback_url_of(request: Request) -> str | None:
     Returns:
         The URL, or ``None`` when unset or empty.
     """
-    if isinstance(request, (TurboTextToVideoRequest, TurboImageToVideoRequest)):
-        value = request.options.callback_url if request.options else None
-    else:
-        value = getattr(request, "callback_url", None)
-    return value or None
+    return _option(request, "callback_url")
 
 
 def with_callback_url(request: Request, callback_url: str) -> Request:
@@ -359,9 +367,4 @@ def with_callback_url(request: Request, callback_url: str) -> Request:
     Raises:
         TypeError: The endpoint takes no callback (identify-face).
     """
-    if isinstance(request, (TurboTextToVideoRequest, TurboImageToVideoRequest)):
-        options = request.options or TurboOptions()
-        return attrs.evolve(request, options=attrs.evolve(options, callback_url=callback_url))
-    if not hasattr(request, "callback_url"):
-        raise TypeError(f"{type(request).__name__} takes no callback_url")
-    return attrs.evolve(request, callback_url=callback_url)  # type: ignore[arg-type]
+    return _with_option(request, "callback_url", callback_url)
