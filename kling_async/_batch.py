@@ -3,7 +3,7 @@
 ::
 
     async with session.batch(max_running=10, journal="run.db", download_dir="out") as batch:
-        batch.submit_all(("clip-%d" % i, request) for i, request in enumerate(requests))
+        batch.submit_all((f"clip-{i}", request) for i, request in enumerate(requests))
         async for result in batch:          # completion order
             print(result.key, result.status, result.files)
 
@@ -15,6 +15,10 @@ How it is built (one ``async with`` owns one anyio task group; no task per job):
   window (:class:`~kling_async._schedule.AdmissionWindow`) and the budget allow.
   A 1303 puts the job back at the front and shrinks the window; a 1302/429 pauses
   every request of the batch through one shared :class:`RateLimiter`;
+- a *prober* watches, while work waits and every slot is held, how many slots
+  the running tasks have probably freed unnoticed (from the learned durations);
+  past a threshold it lets one create through. The gateway accepts it only into
+  a freed slot; a 1303 proves none of the tasks ended, so their polls can wait;
 - one *poller* keeps a time-ordered heap of next-poll times per lane (classic
   tasks, and one lane per turbo endpoint so due turbo tasks share one batch query)
   and hands due polls to a pool of poll workers; schedules are learned per task
@@ -34,6 +38,7 @@ stops everything cleanly (created tasks stay recorded in the journal).
 from __future__ import annotations
 
 import enum
+import hashlib
 import heapq
 import itertools
 import logging
@@ -47,6 +52,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 import anyio
+import anyio.lowlevel
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -88,7 +94,6 @@ from ._journal import (
     Journal,
     JournalEntry,
     JournalFile,
-    JournalMismatchError,
     fingerprint,
 )
 from ._ratelimit import RateLimiter
@@ -129,13 +134,16 @@ Submission = Union["Request", tuple[str, "Request"]]
 
 _CREATE_WORKERS = 16
 _POLL_WORKERS = 32
-_BATCH_QUERY_MAX = 50
 #: A due turbo task pulls others of its endpoint forward by up to this share of
 #: their own step, so they ride along in the same batch query.
-_BATCH_PULL_FORWARD = 0.5
+_BATCH_PULL_FORWARD = 1.0
 _MAX_CREATE_ROUNDS = 5
 _MAX_NOT_FOUND = 20
 _LOOKAHEAD = 8
+#: Probing needs a sum over running tasks: only for windows up to this size.
+_PROBE_MAX_RUNNING = 256
+#: Longest wait between two probe checks, seconds.
+_PROBE_MAX_WAIT = 1.0
 
 
 class NotStartedError(KlingError):
@@ -306,6 +314,7 @@ class _Job:
         "clean",
         "create_rounds",
         "created_at",
+        "due",
         "endpoint",
         "entry",
         "external_id",
@@ -318,6 +327,7 @@ class _Job:
         "phase",
         "poll_errors",
         "polls",
+        "postponed",
         "request",
         "reserved",
         "reserved_set",
@@ -354,6 +364,8 @@ class _Job:
         self.gen = 0
         self.not_found = 0
         self.poll_errors = 0
+        self.postponed = False
+        self.due = 0.0
         self.create_rounds = 0
         self.needs_lookup = False
         self.callbacks = False
@@ -538,6 +550,17 @@ class Batch:
         reconcile_interval: With callbacks, poll each task every this many seconds
             (default: learned from finished tasks, well after their expected end).
         schedule: Knobs of the learned poll schedule (advanced).
+        probe_slots: Also probe past ``max_running``. When every slot is held, work
+            is waiting and the batch's tasks have probably ended unnoticed (per
+            the learned durations), one create is sent anyway: the gateway
+            accepts it only if a slot is free, and a 1303 tells the batch that
+            none of its tasks has ended yet (so their polls can wait). Turn it on
+            when ``max_running`` is your account's quota, which the gateway then
+            enforces exactly; leave it off when ``max_running`` is deliberately
+            below your quota. (Below ``max_running``, after a 1303 showed the
+            real quota, the batch probes this way in any case.)
+        max_ids_per_query: Most task ids in one turbo batch query (the gateway
+            documents no limit; lower it if long query strings are refused).
         seed: Seed of the jitter (repeatable schedules in tests and benchmarks).
 
     Raises:
@@ -561,6 +584,8 @@ class Batch:
         poll: PollPolicy | None = None,
         reconcile_interval: float | None = None,
         schedule: ScheduleTuning | None = None,
+        probe_slots: bool = False,
+        max_ids_per_query: int = 100,
         seed: int | None = None,
     ) -> None:
         if max_running < 1:
@@ -573,6 +598,8 @@ class Batch:
             raise ValueError("max_units must be >= 0 (or None)")
         if reconcile_interval is not None and reconcile_interval <= 0:
             raise ValueError("reconcile_interval must be > 0 (or None)")
+        if max_ids_per_query < 1:
+            raise ValueError("max_ids_per_query must be >= 1")
         self._session = session
         self.max_running = max_running
         self._journal_path = None if journal is None else Path(journal)
@@ -587,6 +614,12 @@ class Batch:
         self._poll_policy = poll or session.config.poll
         self._planner = PollPlanner(self._poll_policy, schedule, rng=self._rng)
         self._window = AdmissionWindow(max_running)
+        self._probe_slots = probe_slots
+        self._ids_per_query = max_ids_per_query
+        self._probe_go = False  # the admission loop may pass the window once
+        self._probe_job: _Job | None = None
+        self._creates_in_flight = 0
+        self._running: set[_Job] = set()
         self._budget = Budget(max_units)
         self._limiter = RateLimiter(max_requests_per_second or math.inf)
         self._create_retry: RetryPolicy = attrs.evolve(
@@ -615,6 +648,7 @@ class Batch:
         self._admit_not_before = 0.0
         # Wake-ups
         self._admit_wake = _Wake()
+        self._probe_wake = _Wake()
         self._feed_wake = _Wake()
         self._poll_wake = _Wake()
         self._done: anyio.Event | None = None  # created on enter
@@ -686,6 +720,7 @@ class Batch:
             tg.start_soon(self._feed_loop)
             tg.start_soon(self._admit_loop)
             tg.start_soon(self._poll_loop)
+            tg.start_soon(self._probe_loop)
             for _ in range(_CREATE_WORKERS):
                 tg.start_soon(self._create_worker, create_recv.clone())
             for _ in range(_POLL_WORKERS):
@@ -859,20 +894,11 @@ class Batch:
                 raise ValueError(f"job key {key!r} is submitted twice")
             seen.add(key)
             if self._journal is not None:
-                self._journal_check(key, endpoint, to_payload(request))
-
-    def _journal_check(self, key: str, endpoint: Endpoint, payload: dict[str, Any]) -> None:
-        assert self._journal is not None  # noqa: S101
-        entry = self._journal.get(key)
-        if entry is not None and (
-            entry.fingerprint != fingerprint(endpoint.name, payload)
-            or entry.endpoint != endpoint.name
-        ):
-            raise JournalMismatchError(key)
+                self._journal.check(
+                    key, endpoint.name, fingerprint(endpoint.name, to_payload(request))
+                )
 
     def _derive_external_id(self, key: str) -> str:
-        import hashlib
-
         digest = hashlib.sha256(f"{self._batch_id}\x00{key}".encode()).hexdigest()[:24]
         return f"kb-{digest}"
 
@@ -958,6 +984,7 @@ class Batch:
             )
             self._reserve(job, force=True)
             self._hold_slots(job, confirmed=True)
+            self._running.add(job)
             self._track(job)
             self._tasks_polled += 1
             self._schedule(job, due=time.monotonic())
@@ -973,7 +1000,7 @@ class Batch:
             return
         self._emit(EventKind.QUEUED, job)
         self._queue.append(job)
-        self._admit_wake.set()
+        self._wake_admission()
 
     def _not_started(self, job: _Job) -> None:
         assert self._halted is not None  # noqa: S101
@@ -989,6 +1016,7 @@ class Batch:
         return free + _LOOKAHEAD
 
     async def _feed_loop(self) -> None:
+        fed = 0
         while True:
             if self._finished():
                 return
@@ -1006,6 +1034,10 @@ class Batch:
                 self._check_done()
                 continue
             self._feed_one(item)
+            fed += 1
+            if fed % 64 == 0:
+                # Items finished in an earlier run need no slot: let others run too.
+                await anyio.lowlevel.checkpoint()
 
     def _feed_one(self, item: Any) -> None:
         key, request = self._split(item)
@@ -1016,7 +1048,13 @@ class Batch:
             logger.warning("batch item %r refused: %s", key, exc)
             self._counts["error"] += 1
             self._results.put(
-                JobResult(key=key or "", request=request, task=None, error=exc, status="error")
+                JobResult(
+                    key=key or "<invalid item>",
+                    request=request,
+                    task=None,
+                    error=exc,
+                    status="error",
+                )
             )
             return
         self._dispatch(job)
@@ -1040,9 +1078,11 @@ class Batch:
                 await self._admit_wake.wait(self._admit_not_before - now)
                 continue
             job = self._queue[0]
-            if not self._window.can_admit(self._running_slots, job.slots):
+            probing = self._probe_go and not self._window.can_admit(self._running_slots, job.slots)
+            if not (probing or self._window.can_admit(self._running_slots, job.slots)):
                 await self._admit_wake.wait()
                 continue
+            self._probe_go = False
             if not self._reserve(job):
                 if self._running_slots == 0:
                     self._halt(
@@ -1056,8 +1096,85 @@ class Batch:
             self._queue.popleft()
             self._hold_slots(job, confirmed=False)
             job.phase = _Phase.CREATING
+            self._creates_in_flight += 1
+            self._probe_job = job if probing else None
             self._feed_wake.set()
             await self._create_send.send(job)
+
+    def _wake_admission(self) -> None:
+        self._admit_wake.set()
+        self._probe_wake.set()
+
+    # --- probing for slots freed unnoticed -------------------------------------------
+
+    async def _probe_loop(self) -> None:
+        """Send a probing create when running tasks have probably freed a slot unnoticed.
+
+        A task that ended frees its slot at once on the server, but the batch only
+        learns it at that task's next poll. While work waits and every slot is
+        held, the expected number of slots freed unnoticed grows; past
+        ``probe_threshold`` one create goes out anyway. Accepted, it fills the freed
+        slot early; refused (1303), it proves none of the tasks ended yet.
+        """
+        while True:
+            if self._finished():
+                return
+            await self._probe_wake.wait(self._probe_check())
+
+    def _probe_check(self) -> float | None:
+        """Decide on a probe now; return seconds until the next check (``None``: on wake)."""
+        if (
+            self._halted is not None
+            or not self._queue
+            or self._probe_go
+            or self._creates_in_flight
+            or len(self._running) > _PROBE_MAX_RUNNING
+        ):
+            return None
+        now = time.monotonic()
+        if now < self._admit_not_before:
+            return self._admit_not_before - now
+        job = self._queue[0]
+        if self._window.can_admit(self._running_slots, job.slots):
+            return None  # the admission loop takes it
+        ceiling = self.max_running + (job.slots if self._probe_slots else 0)
+        if self._running_slots + job.slots > ceiling:
+            return None
+        expected, rate = 0.0, 0.0
+        for other in self._running:
+            p, r = self._planner.ended_probability(other.kind, other.lower, now - other.created_at)
+            expected += p * other.slots
+            rate += r * other.slots
+        # Slots already taken by earlier successful probes are spoken for.
+        expected -= max(0, self._confirmed_slots - self._window.limit)
+        threshold = self._planner.tuning.probe_threshold
+        if expected >= threshold:
+            self._probe_go = True
+            self._admit_wake.set()
+            return None
+        if rate <= 0:
+            return None  # nothing learned yet: completions and polls will wake us
+        return min(max((threshold - expected) / rate, 1e-3), _PROBE_MAX_WAIT)
+
+    def _none_ended_by(self, sent: float) -> None:
+        """A 1303 at ``sent`` with only our tasks in the slots: none had ended then.
+
+        Each running task's lower bound moves up, and its next poll may wait for
+        one more step (once per poll, so a wrong inference costs one step at most).
+        """
+        now = time.monotonic()
+        for job in self._running:
+            if job.callbacks or sent <= job.created_at:
+                continue
+            job.lower = max(job.lower, sent - job.created_at)
+            if job.postponed:
+                continue
+            target = job.created_at + self._planner.next_poll(
+                job.kind, job.lower, job.polls, batched=job.endpoint.is_turbo
+            )
+            if target > job.due > now:
+                job.postponed = True
+                self._schedule(job, due=min(target, job.due + job.step))
 
     def _reserve(self, job: _Job, *, force: bool = False) -> bool:
         if job.reserved_set:
@@ -1094,14 +1211,14 @@ class Batch:
         self._running_slots -= job.slots
         if confirmed:
             self._confirmed_slots -= job.slots
-        self._admit_wake.set()
+        self._wake_admission()
         self._feed_wake.set()
 
     def _halt(self, reason: NotStartedError) -> None:
         if self._halted is None:
             self._halted = reason
             logger.warning("batch stops admitting jobs: %s", reason)
-        self._admit_wake.set()
+        self._wake_admission()
         self._feed_wake.set()
 
     def _drain_not_started(self) -> None:
@@ -1115,7 +1232,11 @@ class Batch:
     async def _create_worker(self, jobs: MemoryObjectReceiveStream[_Job]) -> None:
         async with jobs:
             async for job in jobs:
-                await self._create(job)
+                try:
+                    await self._create(job)
+                finally:
+                    self._creates_in_flight -= 1
+                    self._wake_admission()
                 self._check_done()
 
     async def _lookup(self, job: _Job, *, since: float | None) -> Task | None:
@@ -1149,6 +1270,7 @@ class Batch:
             request = with_callback_url(request, self._callbacks.callback_url_for(job.endpoint))
         try:
             task: Task | None = None
+            sent = time.monotonic()
             if job.needs_lookup:
                 since = None
                 if job.entry is not None and not job.create_rounds:
@@ -1159,6 +1281,7 @@ class Batch:
                 if journal is not None:
                     journal.mark_creating(job.key)
                 self._creates += 1
+                sent = time.monotonic()
                 task = await self._session.create(
                     request,
                     external_task_id=job.external_id,
@@ -1169,6 +1292,8 @@ class Batch:
             self._limited_1303 += 1
             self._back_to_queue(job, exc, needs_lookup=False)
             self._window.on_limited(self._confirmed_slots)
+            if self._confirmed_slots <= self._window.limit:
+                self._none_ended_by(sent)
             if self._confirmed_slots == 0:
                 # Someone else holds the account's slots: nothing of ours will free one.
                 self._pause_admissions(self._window.consecutive_limited, exc.retry_after)
@@ -1232,6 +1357,8 @@ class Batch:
         self._admit_not_before = max(self._admit_not_before, time.monotonic() + delay)
 
     def _back_to_queue(self, job: _Job, exc: BaseException, *, needs_lookup: bool) -> None:
+        if job is self._probe_job:
+            self._probe_job = None
         self._release_slots(job, confirmed=False)
         if job.reserved_set:
             self._unreserve(job, 0.0)
@@ -1252,6 +1379,8 @@ class Batch:
 
         ``retryable`` rows are looked up by external id, then created, on resume.
         """
+        if job is self._probe_job:
+            self._probe_job = None
         self._release_slots(job, confirmed=False)
         if job.reserved_set:
             self._unreserve(job, 0.0)
@@ -1263,6 +1392,8 @@ class Batch:
 
     def _on_created(self, job: _Job, task: Task) -> None:
         now = time.monotonic()
+        if job is self._probe_job:
+            self._probe_job = None
         job.task = task
         job.created_at = now
         job.phase = _Phase.RUNNING
@@ -1274,9 +1405,10 @@ class Batch:
         self._confirmed_slots += job.slots
         self._max_running_seen = max(self._max_running_seen, self._confirmed_slots)
         self._tasks_polled += 1
+        self._running.add(job)
         self._track(job)
         self._emit(EventKind.CREATED, job)
-        self._admit_wake.set()
+        self._wake_admission()
         if task.is_terminal:
             self._on_terminal(job, task, noticed=now)
             return
@@ -1302,6 +1434,7 @@ class Batch:
 
     def _schedule(self, job: _Job, *, due: float) -> None:
         job.gen += 1
+        job.due = due
         heap = self._heaps.setdefault(self._lane(job), [])
         heapq.heappush(heap, (due, next(self._heap_seq), job.gen, job))
         self._poll_wake.set()
@@ -1355,9 +1488,9 @@ class Batch:
                         await self._poll_send.send(("", [job]))
                     continue
                 group = self._pop_due(heap, now)
-                group.extend(self._pull_forward(heap, now, -len(group) % _BATCH_QUERY_MAX))
-                for start in range(0, len(group), _BATCH_QUERY_MAX):
-                    await self._poll_send.send((lane, group[start : start + _BATCH_QUERY_MAX]))
+                group.extend(self._pull_forward(heap, now, -len(group) % self._ids_per_query))
+                for start in range(0, len(group), self._ids_per_query):
+                    await self._poll_send.send((lane, group[start : start + self._ids_per_query]))
 
     def _pull_forward(
         self, heap: list[tuple[float, int, int, _Job]], now: float, room: int
@@ -1460,6 +1593,7 @@ class Batch:
         job.polls += 1
         self._polls_of_followed += 1
         job.not_found = 0
+        job.postponed = False
         now = time.monotonic()
         if task.external_id is None:
             task = attrs.evolve(task, external_id=job.external_id)
@@ -1477,6 +1611,7 @@ class Batch:
         """Free a task's slots (it ended, or we stop following it)."""
         del now
         job.gen += 1
+        self._running.discard(job)
         self._untrack(job)
         self._release_slots(job, confirmed=True)
 
@@ -1686,7 +1821,7 @@ class Batch:
             if self._closing and self._done is not None and not self._done.is_set():
                 self._done.set()
                 self._close_streams()
-                self._admit_wake.set()
+                self._wake_admission()
                 self._feed_wake.set()
                 self._poll_wake.set()
 

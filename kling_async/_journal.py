@@ -398,6 +398,27 @@ class Journal:
 
     # --- writes -------------------------------------------------------------------------
 
+    def check(self, key: str, endpoint: str, fingerprint: str) -> JournalEntry | None:
+        """Make sure ``key`` is new, or recorded with this very request.
+
+        Args:
+            key: The job key.
+            endpoint: Endpoint name.
+            fingerprint: From :func:`fingerprint`.
+
+        Returns:
+            The existing entry, or ``None`` when the key is new.
+
+        Raises:
+            JournalMismatchError: The key is recorded with a different request.
+        """
+        existing = self.get(key)
+        if existing is not None and (
+            existing.fingerprint != fingerprint or existing.endpoint != endpoint
+        ):
+            raise JournalMismatchError(key)
+        return existing
+
     def record(
         self,
         key: str,
@@ -423,10 +444,8 @@ class Journal:
         Raises:
             JournalMismatchError: The key is recorded with a different request.
         """
-        existing = self.get(key)
+        existing = self.check(key, endpoint, fingerprint)
         if existing is not None:
-            if existing.fingerprint != fingerprint or existing.endpoint != endpoint:
-                raise JournalMismatchError(key)
             return existing
         body = None if request is None else json.dumps(redact_payload(request), default=str)
         self._db.execute(

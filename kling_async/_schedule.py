@@ -34,6 +34,8 @@ Admission. :class:`AdmissionWindow` is AIMD over concurrency slots: slow start u
 quota just measured); each clean completion adds back a fraction of a slot, so the
 window creeps above the quota now and then and the create that probes it either
 lands in a slot freed by a completion not yet noticed, or gets one cheap 1303.
+:meth:`PollPlanner.ended_probability` lets the batch probe at the right moment
+too: when the running tasks have probably freed a slot that no poll has seen.
 
 Budget. :class:`Budget` keeps spent and reserved units against ``max_units`` with
 per-kind estimates learned from finished tasks.
@@ -136,6 +138,7 @@ class ScheduleTuning:
         early_sigmas: First poll this many sigmas before the median.
         max_step: Largest step as a fraction of the elapsed time (bounds lag/life).
         batched_max_step: The same for tasks polled by batch query (cheap polls).
+        batched_early_sigmas: ``early_sigmas`` for tasks polled by batch query.
         min_step: Smallest step as a fraction of the elapsed time.
         hazard_gain: Scale of the hazard-shaped step (dimensionless).
         tail_sigmas: Beyond this many sigmas past the median a task is an outlier.
@@ -149,12 +152,16 @@ class ScheduleTuning:
             many sigmas after the median.
         reconcile_factor: With callbacks and no samples, prior delays are
             stretched by this factor.
+        probe_threshold: Expected number of slots freed by tasks that ended
+            unnoticed at which a probing create is sent (lower: fuller slots,
+            more 1303 answers).
         min_delay: Smallest delay between polls of one task, seconds.
     """
 
     early_sigmas: float = 1.4
     max_step: float = 0.09
     batched_max_step: float = 0.05
+    batched_early_sigmas: float = 2.0
     min_step: float = 0.02
     hazard_gain: float = 0.25
     tail_sigmas: float = 3.0
@@ -166,6 +173,7 @@ class ScheduleTuning:
     window: int = 200
     reconcile_sigmas: float = 3.0
     reconcile_factor: float = 4.0
+    probe_threshold: float = 0.5
     min_delay: float = 0.001
 
 
@@ -278,6 +286,34 @@ class PollPlanner:
         est = self.estimate(kind)
         return None if est is None else math.exp(est[0])
 
+    def ended_probability(self, kind: Kind, lower: float, elapsed: float) -> tuple[float, float]:
+        """How likely a task has ended by now, given it was running at ``lower``.
+
+        Args:
+            kind: The task's kind.
+            lower: Elapsed seconds when it was last known to be running.
+            elapsed: Elapsed seconds now.
+
+        Returns:
+            ``(probability, rate)``: the conditional probability it has ended, and
+            how fast that probability grows (per second). ``(0, 0)`` before the
+            kind has samples.
+        """
+        est = self.estimate(kind)
+        if est is None or elapsed <= 0:
+            return 0.0, 0.0
+        mu, sigma, _ = est
+        z_now = (math.log(elapsed) - mu) / sigma
+        survive_now = 0.5 * math.erfc(z_now / _SQRT2)
+        survive_then = 1.0
+        if lower > 0:
+            survive_then = 0.5 * math.erfc(((math.log(lower) - mu) / sigma) / _SQRT2)
+        if survive_then <= 1e-12:
+            return 1.0, 0.0
+        density = _INV_SQRT_2PI * math.exp(-0.5 * z_now * z_now) / (sigma * elapsed)
+        probability = min(1.0, max(0.0, 1.0 - survive_now / survive_then))
+        return probability, density / survive_then
+
     def _jitter(self, step: float) -> float:
         spread = min(max(self.prior.jitter, 0.0), 0.9)
         return step * (1.0 - spread * self._rng.random()) if spread else step
@@ -327,7 +363,8 @@ class PollPlanner:
                 return first
             step = min(elapsed * 0.5, max(self.prior.max_interval, 0.1 * elapsed))
             return elapsed + max(step, tune.min_delay)
-        first = math.exp(mu - tune.early_sigmas * sigma)
+        early = tune.batched_early_sigmas if batched else tune.early_sigmas
+        first = math.exp(mu - early * sigma)
         if elapsed < first:
             return first
         t = max(elapsed, tune.min_delay)

@@ -14,6 +14,7 @@ import pytest
 
 from kling_async import (
     AuthenticationError,
+    ConfigurationError,
     ImageGenerationRequest,
     KlingSession,
     PollPolicy,
@@ -134,8 +135,23 @@ async def test_overcommitted_max_running_loses_nothing(capsys: pytest.CaptureFix
     assert stats["max_running_observed"] <= 8
     assert summary.concurrency_limited == stats["concurrency_limited"]
     assert stats["create_requests"] == 200 + stats["concurrency_limited"]
-    # Slow start and AIMD keep refusals a small fraction of the work.
-    assert stats["concurrency_limited"] < 100
+    # Refusals are slow start's overshoot plus deliberate probes: under one per job.
+    assert stats["concurrency_limited"] < 200
+
+
+async def test_probing_past_max_running_keeps_the_quota_and_loses_nothing() -> None:
+    """probe_slots with max_running = quota: probes only land in freed slots; all 200 end."""
+    async with fake_and_session(max_running=8) as (fake, session):
+        with anyio.fail_after(HANG_GUARD):
+            async with Batch(session, max_running=8, probe_slots=True, seed=6) as batch:
+                results = await run_all(batch, (t2v(i) for i in range(200)))
+        stats = fake.stats()
+    assert all(r.ok for r in results)
+    assert len(results) == 200
+    assert stats["creates"] == 200
+    assert stats["max_running_observed"] <= 8
+    assert stats["concurrency_limited"] > 0  # probes went out
+    assert batch.summary().concurrency_limited == stats["concurrency_limited"]
 
 
 async def test_faults_never_create_twice_and_every_row_ends_explicit(tmp_path: Path) -> None:
@@ -671,3 +687,46 @@ async def test_429s_pause_but_never_drop_jobs() -> None:
     assert len(results) == 30
     assert all(r.ok for r in results)
     assert stats["creates"] == 30
+
+
+async def test_options_out_of_range_and_unserved_receivers_are_refused() -> None:
+    """Bad options raise ValueError at once; a receiver without a URL fails on enter."""
+    async with fake_and_session() as (_, session):
+        for bad in (
+            {"max_running": 0},
+            {"max_requests_per_second": 0},
+            {"max_download_concurrency": 0},
+            {"max_units": -1},
+            {"reconcile_interval": 0},
+            {"max_ids_per_query": 0},
+        ):
+            with pytest.raises(ValueError, match=next(iter(bad))):
+                Batch(session, **bad)
+        batch = Batch(session, callbacks=CallbackReceiver())
+        with pytest.raises(ConfigurationError, match="no URL"):
+            await batch.__aenter__()
+
+
+async def test_batch_queries_respect_max_ids_per_query() -> None:
+    """No turbo batch query carries more ids than max_ids_per_query."""
+    request = TurboTextToVideoRequest(prompt="a fox", settings=TurboSettings(duration=5))
+    async with fake_and_session() as (fake, session):
+        async with Batch(session, max_running=30, max_ids_per_query=4) as batch:
+            results = await run_all(batch, [request] * 30)
+        stats = fake.stats()
+    assert all(r.ok for r in results)
+    assert stats["batch_query_ids"] <= 4 * stats["batch_queries"]
+
+
+async def test_a_fixed_reconcile_interval_bounds_polls_with_callbacks() -> None:
+    """With callbacks and reconcile_interval, a task is polled no more than that often."""
+    receiver = CallbackReceiver(secret=SECRET)
+    async with fake_and_session(webhook_secret=SECRET, time_scale=0.002) as (fake, session):
+        async with (
+            receiver.serve(),
+            Batch(session, max_running=5, callbacks=receiver, reconcile_interval=30.0) as batch,
+        ):
+            results = await run_all(batch, [t2v(i) for i in range(5)])
+        stats = fake.stats()
+    assert all(r.ok for r in results)
+    assert stats["queries"] == 0

@@ -192,6 +192,20 @@ def test_sigma_is_shrunk_towards_the_prior_with_few_samples() -> None:
     assert planner.median(KIND) == pytest.approx(100.0)
 
 
+def test_ended_probability_is_conditional_on_the_last_sight() -> None:
+    """P(ended by t | running at l) grows with t, shrinks with l, and is 0 before learning."""
+    planner = trained(lognormal(300, 100.0, 0.25))
+    early, _ = planner.ended_probability(KIND, 0.0, 50.0)
+    middle, rate = planner.ended_probability(KIND, 0.0, 100.0)
+    after_look, _ = planner.ended_probability(KIND, 95.0, 100.0)
+    assert early < 0.01
+    assert middle == pytest.approx(0.5, abs=0.1)
+    assert rate > 0
+    assert after_look < middle
+    assert planner.ended_probability(KIND, 0.0, 1e6)[0] == pytest.approx(1.0)
+    assert PollPlanner(PRIOR).ended_probability(KIND, 0.0, 100.0) == (0.0, 0.0)
+
+
 def test_tuning_is_keyword_only_and_frozen() -> None:
     """ScheduleTuning is a frozen options object."""
     tuning = ScheduleTuning(max_step=0.05)
