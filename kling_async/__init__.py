@@ -16,6 +16,7 @@ from ._batch import (
     JobHandle,
     JobResult,
     NotStartedError,
+    RecordedJobError,
 )
 from ._callbacks import CallbackEvent, CallbackReceiver
 from ._config import (
@@ -88,6 +89,7 @@ from ._models import (
     WatermarkInfo,
 )
 from ._ratelimit import RateLimiter
+from ._schedule import ScheduleTuning
 from ._session import Family, KlingSession
 from ._task import (
     AudioOutput,
@@ -169,10 +171,12 @@ __all__ = [
     "Problem",
     "RateLimitedError",
     "RateLimiter",
+    "RecordedJobError",
     "Request",
     "RequestTimeoutError",
     "ResponseDecodeError",
     "RetryPolicy",
+    "ScheduleTuning",
     "ServerError",
     "Shot",
     "Task",

@@ -30,7 +30,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
@@ -54,6 +54,9 @@ from ._errors import (
 )
 from ._models import Request
 from ._task import FaceSession, Task
+
+if TYPE_CHECKING:
+    from ._batch import Batch
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -584,17 +587,9 @@ _RESULT_STATES = {
 }
 
 
-def _stop_admitting(batch: Any) -> None:
+def _stop_admitting(batch: Batch) -> None:
     """Ask the batch to admit nothing more; queued jobs end ``not_started``."""
-    stop = getattr(batch, "stop_admitting", None)
-    if callable(stop):
-        stop()
-        return
-    from ._batch import NotStartedError
-
-    # No public method yet: the batch's own halt (as for an exhausted budget)
-    # reports every job not yet sent as not_started and keeps following the rest.
-    batch._halt(NotStartedError("stopped by the user (Ctrl-C)", reason="interrupted"))
+    batch.stop_admitting("interrupted")
 
 
 async def run_batch(run: BatchRun) -> BatchOutcome:

@@ -22,7 +22,12 @@
     ├── WaitTimeoutError            ``wait`` hit its deadline; carries the last Task
     ├── DownloadError               an output could not be saved
     │   └── URLExpiredError         the result URL answered 403/404
-    └── WebhookVerificationError    a callback's signature did not verify
+    ├── WebhookVerificationError    a callback's signature did not verify
+    │   (defined with the batch, in kling_async._batch / _journal:)
+    ├── NotStartedError             a batch job was never sent (budget, stop)
+    ├── JobCancelledError           the batch stopped before this job ended
+    ├── RecordedJobError            an error read back from a batch journal
+    └── JournalMismatchError        a batch key reused for a different request
 
 Data lives in attributes (``code``, ``http_status``, ``request_id``,
 ``retry_after``, ``task``...), never only in the message. No message ever holds the
