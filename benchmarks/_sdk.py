@@ -131,11 +131,14 @@ async def sdk_batch(
     callback_secret: str | None = None,
     callbacks: bool = False,
     seed: int = 0,
+    probe_slots: bool = False,
 ) -> dict[str, Any]:
     """Run ``jobs`` generations through ``session.batch`` and time them.
 
     With ``callbacks`` a :class:`CallbackReceiver` is served on loopback (verifying
     signatures when ``callback_secret`` is given) and handed to the batch.
+    ``probe_slots`` is passed to the batch (creates past ``max_running`` that probe
+    for a slot freed unnoticed).
 
     Returns:
         ``started`` / ``finished`` (monotonic), ``noticed`` (task id → monotonic
@@ -152,7 +155,9 @@ async def sdk_batch(
             receiver = CallbackReceiver(secret=callback_secret)
             await stack.enter_async_context(receiver.serve(host="127.0.0.1", port=0))
         started = time.monotonic()
-        async with session.batch(max_running=max_running, callbacks=receiver, seed=seed) as batch:
+        async with session.batch(
+            max_running=max_running, callbacks=receiver, seed=seed, probe_slots=probe_slots
+        ) as batch:
             batch.submit_all(_jobs(family, jobs))
             async for result in batch:
                 if result.task is not None:

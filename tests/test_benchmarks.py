@@ -29,7 +29,7 @@ BATCH_KEYS = (
     "concurrency_limited",
     "rate_limited",
 )
-CONTENDERS = ("sdk", "sdk_overcommitted", "naive_fast", "naive_slow")
+CONTENDERS = ("sdk", "sdk_probe", "sdk_overcommitted", "naive_fast", "naive_slow")
 
 
 def _finite_number(value: Any) -> bool:
