@@ -1632,16 +1632,7 @@ class Batch:
         self._units += units
         if task.succeeded and units > 0:
             self._budget.learn(job.kind, units, job.slots)
-        if self._journal is not None:
-            self._journal.mark_terminal(
-                job.key,
-                succeeded=task.succeeded,
-                task_id=task.id,
-                status=task.raw_status or task.status.value,
-                task=task.raw,
-                units=task.units,
-                message=task.message,
-            )
+        self._journal_terminal(job.key, task)
         if task.succeeded:
             self._emit(EventKind.SUCCEEDED, job)
             if self._download_dir is not None and task.files:
@@ -1739,16 +1730,7 @@ class Batch:
                 self._status_requests += 1
                 fresh = await self._session.refresh(job.task, limiter=self._limiter)
                 job.task = fresh
-                if self._journal is not None:
-                    self._journal.mark_terminal(
-                        job.key,
-                        succeeded=fresh.succeeded,
-                        task_id=fresh.id,
-                        status=fresh.raw_status or fresh.status.value,
-                        task=fresh.raw,
-                        units=fresh.units,
-                        message=fresh.message,
-                    )
+                self._journal_terminal(job.key, fresh)
                 self._emit(EventKind.RETRIED, job, detail="result URL expired; refreshed")
                 continue
             if not file.skipped:
@@ -1872,6 +1854,19 @@ class Batch:
             hook(event)
         except Exception:
             logger.exception("on_event hook raised for %s of job %r; ignored", kind.value, job.key)
+
+    def _journal_terminal(self, key: str, task: Task) -> None:
+        """Record a terminal task (and its outputs) in the journal, if there is one."""
+        if self._journal is not None:
+            self._journal.mark_terminal(
+                key,
+                succeeded=task.succeeded,
+                task_id=task.id,
+                status=task.raw_status or task.status.value,
+                task=task.raw,
+                units=task.units,
+                message=task.message,
+            )
 
 
 def _only(raised: BaseException, original: BaseException) -> bool:

@@ -56,7 +56,6 @@ IntLike = Union[int, str]
 FloatLike = Union[float, int, str]
 
 
-
 # --- nested types -------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import anyio
+import attrs
 
 from ._backoff import backoff_delay, is_testing, parse_retry_after, poll_delays
 from ._config import ClientConfig, PollPolicy, RetryPolicy
@@ -614,8 +615,7 @@ class KlingSession:
                     "task not found", http_status=200, code=1203, path=TURBO_TASKS_PATH
                 )
             return tasks[0]
-        ident = task_id if task_id is not None else external_task_id
-        assert ident is not None  # noqa: S101  (narrowing for mypy)
+        ident = task_id if task_id is not None else external_task_id or ""
         envelope = await self._read(self._url(ep, ident), f"{ep.path}/{{id}}", limiter, "query")
         task = self._task_from(ep, envelope)
         if task.external_id is None and external_task_id is not None:
@@ -839,6 +839,4 @@ class KlingSession:
 
 
 def _with_external_id(task: Task, external_task_id: str) -> Task:
-    import attrs
-
     return attrs.evolve(task, external_id=external_task_id)
