@@ -21,8 +21,8 @@ from kling_async import (
     TurboSettings,
     TurboTextToVideoRequest,
 )
-from kling_async._batch import Event, EventKind
 from kling_async._callbacks import CallbackReceiver
+from kling_async.batch import Event, EventKind
 
 
 def scaled_config(url: str, api_key: str, endpoint_path: str, *, time_scale: float) -> ClientConfig:

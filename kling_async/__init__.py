@@ -7,17 +7,6 @@ Start with :class:`KlingSession`; fan out many generations with
 from __future__ import annotations
 
 from ._backoff import set_testing
-from ._batch import (
-    Batch,
-    BatchSummary,
-    Event,
-    EventKind,
-    JobCancelledError,
-    JobHandle,
-    JobResult,
-    NotStartedError,
-    RecordedJobError,
-)
 from ._callbacks import CallbackEvent, CallbackReceiver
 from ._config import (
     DEFAULT_BASE_URL,
@@ -106,6 +95,17 @@ from ._transport import AiohttpTransport, HTTPRequest, HTTPResponse, Transport
 from ._validation import validate_payload, validate_request
 from ._webhooks import sign as sign_webhook
 from ._webhooks import verify as verify_webhook
+from .batch import (
+    Batch,
+    BatchSummary,
+    Event,
+    EventKind,
+    JobCancelledError,
+    JobHandle,
+    JobResult,
+    NotStartedError,
+    RecordedJobError,
+)
 
 __version__ = "0.1.0"
 

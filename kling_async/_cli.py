@@ -56,7 +56,7 @@ from ._models import Request
 from ._task import FaceSession, Task
 
 if TYPE_CHECKING:
-    from ._batch import Batch
+    from .batch import Batch
 
 __all__ = [
     "EXIT_BAD_INPUT",

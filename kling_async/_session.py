@@ -67,7 +67,7 @@ from ._transport import AiohttpTransport, HTTPRequest, Transport
 from ._validation import validate_payload
 
 if TYPE_CHECKING:
-    from ._batch import Batch
+    from .batch import Batch
 
 __all__ = ["Family", "KlingSession"]
 
@@ -833,7 +833,7 @@ class KlingSession:
         Returns:
             The batch, to use as ``async with session.batch(...) as batch``.
         """
-        from ._batch import Batch
+        from .batch import Batch
 
         return Batch(self, **options)
 

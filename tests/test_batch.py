@@ -26,7 +26,9 @@ from kling_async import (
     URLExpiredError,
     ValidationError,
 )
-from kling_async._batch import (
+from kling_async._callbacks import CallbackReceiver
+from kling_async._journal import JobState, Journal, JournalMismatchError
+from kling_async.batch import (
     Batch,
     Event,
     EventKind,
@@ -35,8 +37,6 @@ from kling_async._batch import (
     JobResult,
     NotStartedError,
 )
-from kling_async._callbacks import CallbackReceiver
-from kling_async._journal import JobState, Journal, JournalMismatchError
 from kling_async.testing import FakeConfig, FakeGateway, run_fake_gateway
 from kling_async.testing._pytest_plugin import fast_session_options
 

@@ -23,7 +23,7 @@ JOBS = 100
 CHILD = r"""
 import asyncio, json, os, signal, sys
 from kling_async import ClientConfig, ImageGenerationRequest, KlingSession, TextToVideoRequest
-from kling_async._batch import Batch
+from kling_async.batch import Batch
 from kling_async.testing._pytest_plugin import fast_session_options
 
 JOBS = int(sys.argv[6])

@@ -56,12 +56,12 @@ import anyio.lowlevel
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._backoff import backoff_delay, is_testing
-from ._callbacks import CallbackEvent, CallbackReceiver
-from ._config import PollPolicy, RetryPolicy
-from ._converter import parse_task, to_payload
-from ._download import DownloadedFile, file_sha256
-from ._endpoints import (
+from .._backoff import backoff_delay, is_testing
+from .._callbacks import CallbackEvent, CallbackReceiver
+from .._config import PollPolicy, RetryPolicy
+from .._converter import parse_task, to_payload
+from .._download import DownloadedFile, file_sha256
+from .._endpoints import (
     Endpoint,
     callback_url_of,
     endpoint_for,
@@ -69,7 +69,7 @@ from ._endpoints import (
     external_id_of,
     with_callback_url,
 )
-from ._errors import (
+from .._errors import (
     AccountError,
     APIError,
     AuthenticationError,
@@ -89,15 +89,15 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._journal import (
+from .._journal import (
     JobState,
     Journal,
     JournalEntry,
     JournalFile,
     fingerprint,
 )
-from ._ratelimit import RateLimiter
-from ._schedule import (
+from .._ratelimit import RateLimiter
+from .._schedule import (
     AdmissionWindow,
     Budget,
     Kind,
@@ -106,11 +106,11 @@ from ._schedule import (
     kind_of,
     observed_duration,
 )
-from ._task import Task, TaskStatus
+from .._task import Task, TaskStatus
 
 if TYPE_CHECKING:
-    from ._models import Request
-    from ._session import KlingSession
+    from .._models import Request
+    from .._session import KlingSession
 
 __all__ = [
     "Batch",
