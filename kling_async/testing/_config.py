@@ -14,11 +14,15 @@ __all__ = [
     "FakeConfig",
 ]
 
-#: Every fault the fake can inject, with what it does:
+#: Every fault the fake can inject, with what it does. "Before store" faults answer
+#: before a create stores its task (no task exists); all others strike after it (the
+#: task exists and is paid, whatever the client saw).
 #:
 #: ``http_500`` / ``http_503`` / ``http_504``
 #:     Answer 500/503/504 with codes 5000/5001/5002. On a create, 500 and 503 come
 #:     before the task is stored; 504 after (the task exists).
+#: ``5xx_after_store``
+#:     Answer 500 with code 5000 after the task is stored.
 #: ``drop_before_store`` / ``drop_after_store``
 #:     Close the connection without any response, before or after the task is stored.
 #: ``truncated``
@@ -29,10 +33,35 @@ __all__ = [
 #:     Wait ``slow_latency`` seconds, then answer normally.
 #: ``rate_limit`` / ``concurrency_limit``
 #:     Answer 429 with code 1302 (with ``Retry-After``) or 1303 (before store).
+#:
+#: Hostile answers, never drawn unless named in ``fault_mix`` or injected:
+#:
+#: ``retry_after_1e9`` / ``retry_after_inf`` / ``retry_after_negative``
+#:     Answer 429, code 1302, with ``Retry-After: 1e9``, ``inf`` or ``-5`` (before store).
+#: ``non_json``
+#:     HTTP 200, ``Content-Type: application/json``, a body that is not JSON (not
+#:     even UTF-8).
+#: ``bad_code``
+#:     HTTP 200 with ``{"code": "²"}`` (a digit that no integer parser accepts).
+#: ``deep_nesting``
+#:     HTTP 200 with valid JSON nested ``hostile_depth`` arrays deep under ``data``.
+#: ``nan_index``
+#:     The normal answer with ``"index": "nan"`` in every object of every list under
+#:     ``data`` (on the ``data`` object itself when it has no list).
+#: ``non_finite``
+#:     The normal answer with every number under ``data`` replaced by the bare tokens
+#:     ``NaN`` / ``Infinity`` / ``-Infinity`` and every numeric string by ``"1e999"``.
+#: ``wrong_types``
+#:     The normal answer with every nested field of ``data`` of the wrong type
+#:     (strings become objects, numbers strings, lists strings, booleans strings).
+#: ``huge_body`` / ``huge_body_chunked``
+#:     HTTP 200 with a valid answer padded to ``huge_body_bytes``, streamed with an
+#:     honest ``Content-Length`` or chunked without one.
 FAULTS: tuple[str, ...] = (
     "http_500",
     "http_503",
     "http_504",
+    "5xx_after_store",
     "drop_before_store",
     "drop_after_store",
     "truncated",
@@ -40,6 +69,17 @@ FAULTS: tuple[str, ...] = (
     "slow",
     "rate_limit",
     "concurrency_limit",
+    "retry_after_1e9",
+    "retry_after_inf",
+    "retry_after_negative",
+    "non_json",
+    "bad_code",
+    "deep_nesting",
+    "nan_index",
+    "non_finite",
+    "wrong_types",
+    "huge_body",
+    "huge_body_chunked",
 )
 
 #: Where a scheduled fault may strike: task creates, single task queries, turbo
@@ -135,9 +175,16 @@ class FakeConfig:
         fault_mix: Relative weights of the random faults (names from :data:`FAULTS`).
         slow_latency: Delay of the ``slow`` fault, seconds.
         latency: Delay added to every API response, seconds.
-        lookup_lag: Seconds (real, not scaled) a new task stays invisible to queries.
-        url_ttl: Seconds (real) a result URL stays valid after the task ends; later
-            downloads get 403.
+        lookup_lag: Seconds a new task stays invisible to queries by task id or
+            external id (404, code 1203), while a second create with its external id
+            is refused at once (400, code 1201). Real seconds unless ``scale_delays``.
+        url_ttl: Seconds a result URL stays valid after the task ends; later
+            downloads get 403. Real seconds unless ``scale_delays``.
+        scale_delays: Multiply ``lookup_lag``, ``url_ttl``, ``latency`` and
+            ``slow_latency`` by ``time_scale`` too, so every delay shrinks with the
+            task lives (off by default: those four are real seconds).
+        huge_body_bytes: Size of the ``huge_body`` answers, bytes.
+        hostile_depth: Nesting depth of the ``deep_nesting`` answer.
         range_requests: Honour ``Range`` headers on media downloads.
         webhook_secret: Sign callbacks with this Standard Webhooks secret
             (``whsec_...``); ``None`` sends them unsigned.
@@ -173,6 +220,9 @@ class FakeConfig:
     latency: float = attrs.field(default=0.0, validator=_non_negative)
     lookup_lag: float = attrs.field(default=0.0, validator=_non_negative)
     url_ttl: float = attrs.field(default=3600.0, validator=_non_negative)
+    scale_delays: bool = False
+    huge_body_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=_positive)
+    hostile_depth: int = attrs.field(default=20_000, validator=_positive)
     range_requests: bool = True
     webhook_secret: str | None = attrs.field(default=None, validator=_webhook_secret)
     callback_hosts: tuple[str, ...] = attrs.field(

@@ -9,10 +9,29 @@ from collections.abc import Mapping
 
 from ._config import FAULT_SCOPES, FAULTS
 
-__all__ = ["FaultPlan", "TokenBucket"]
+__all__ = ["BEFORE_STORE", "HOSTILE_RETRY_AFTER", "JSON_ONLY", "FaultPlan", "TokenBucket"]
 
 #: Scopes an ``api`` injection covers.
 _API_SCOPES = frozenset({"create", "query", "batch", "face"})
+
+#: ``Retry-After`` values of the hostile rate-limit faults.
+HOSTILE_RETRY_AFTER: Mapping[str, str] = {
+    "retry_after_1e9": "1e9",
+    "retry_after_inf": "inf",
+    "retry_after_negative": "-5",
+}
+
+#: Faults that answer before a create stores its task (on other requests: before
+#: any work). Every other fault strikes after the work is done.
+BEFORE_STORE = frozenset(
+    {"drop_before_store", "http_500", "http_503", "rate_limit", "concurrency_limit"}
+    | set(HOSTILE_RETRY_AFTER)
+)
+
+#: Faults that rewrite a JSON answer, so they cannot strike a media download.
+JSON_ONLY = frozenset(
+    {"non_json", "bad_code", "deep_nesting", "nan_index", "non_finite", "wrong_types"}
+)
 
 
 class FaultPlan:
@@ -48,12 +67,15 @@ class FaultPlan:
             on: A scope from :data:`FAULT_SCOPES`.
 
         Raises:
-            ValueError: Unknown fault or scope, or ``count`` < 1.
+            ValueError: Unknown fault or scope, ``count`` < 1, or a fault that
+                rewrites JSON aimed at media downloads.
         """
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         if on not in FAULT_SCOPES:
             raise ValueError(f"unknown scope {on!r}; known: {', '.join(FAULT_SCOPES)}")
+        if on == "media" and fault in JSON_ONLY:
+            raise ValueError(f"fault {fault!r} rewrites JSON answers; it cannot strike media")
         if count < 1:
             raise ValueError("count must be >= 1")
         self._scheduled.append([fault, count, on])

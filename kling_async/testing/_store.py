@@ -44,6 +44,7 @@ _COUNTERS = (
     "callbacks_sent",
     "callbacks_failed",
     "callbacks_skipped",
+    "client_disconnects",
 )
 
 
