@@ -5,305 +5,125 @@ leaves a state from which a re-run can continue without paying twice::
 
     pending ──> creating ──> created ──> succeed / failed   (+ files, downloaded)
        │            │            └────> error (retryable: polled again on resume)
-       │            └─ outcome unknown: looked up by external id on resume
+       │            ├─ outcome unclear: looked up by external id on resume
+       │            └─ still unclear past the reconcile deadline: unknown
        └──────────────────────────────> not_started / error
 
 Rows are keyed by ``(batch_id, key)``. A request is identified by its fingerprint
 (SHA-256 of its canonical JSON without ``external_task_id`` and ``callback_url``),
 so a key reused for a different request is refused before any request is sent.
-Base64 payloads never reach the file: the stored request has every long
-base64-looking value replaced by a short hash placeholder.
+A job may be run again under a new external id (:meth:`Journal.start_attempt`);
+every earlier attempt stays on record (:meth:`Journal.attempts`).
 
-Calls are synchronous and short (a single statement each, in autocommit mode);
-the batch makes them from the event loop thread.
+One batch, one process: a :class:`Journal` holds an exclusive lock on the file
+(see :mod:`kling_async._journal_lock`) from construction to :meth:`Journal.close`;
+a second opener, in this process or another, gets :class:`JournalLockedError` at
+once. Several web-app workers therefore need one journal each.
+``Journal(path, read_only=True)`` reads without the lock (reports, inspection).
+
+A journal is never silently replaced: an empty, truncated or corrupt file, one of
+an unknown schema version, or a missing one when results exist beside it
+(``expect_existing=True``) raises :class:`JournalCorruptError` and nothing is
+sent. The file records its schema version in a ``meta`` table; journals of the
+first schema (no ``meta``) are migrated in place when opened for writing.
+
+What the file holds, and who may read it
+-----------------------------------------
+Resuming never needs a request body from the journal: the caller submits the same
+jobs again and each is matched by key and fingerprint. So the stored request
+(``jobs.request_json``, for inspection and reports) keeps prompts, URLs and
+options but has every long base64-looking value (inline images, masks, audio)
+replaced by ``<base64 sha256:<16 hex> chars:<length>>``; the same redaction
+applies to the stored task objects. No API key, secret or endpoint path is ever
+written. The file does hold prompts, task ids, external ids and the signed result
+URLs of outputs, so it is created private to the user (mode 0o600, like its
+``-wal``/``-shm`` companions and its lock file).
+
+Calls are synchronous and short (a statement or one transaction each, in
+autocommit mode); the batch makes them from the event loop thread. Commits use
+``synchronous=NORMAL``: durable across a crash of the process, not of the machine.
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
+import contextlib
 import json
-import re
 import sqlite3
 import time
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import attrs
-
-from ._errors import ConfigurationError, KlingError
+from ._errors import ConfigurationError
+from ._journal_attempts import begin_attempt, list_attempts
+from ._journal_errors import JournalCorruptError, JournalLockedError, JournalMismatchError
+from ._journal_lock import JournalLock
+from ._journal_records import (
+    JobState,
+    JournalAttempt,
+    JournalEntry,
+    JournalFile,
+    fingerprint,
+    loads_or_none,
+    redact_payload,
+)
+from ._journal_schema import SCHEMA_VERSION, open_journal_db
 
 __all__ = [
+    "SCHEMA_VERSION",
     "JobState",
     "Journal",
+    "JournalAttempt",
+    "JournalCorruptError",
     "JournalEntry",
     "JournalFile",
+    "JournalLockedError",
     "JournalMismatchError",
     "fingerprint",
     "redact_payload",
 ]
 
-SCHEMA_VERSION = 1
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    batch_id TEXT PRIMARY KEY,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    batch_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    endpoint TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    external_task_id TEXT NOT NULL,
-    request_json TEXT,
-    state TEXT NOT NULL,
-    task_id TEXT,
-    status TEXT,
-    task_json TEXT,
-    units REAL,
-    message TEXT,
-    error_type TEXT,
-    retryable INTEGER NOT NULL DEFAULT 0,
-    downloaded INTEGER NOT NULL DEFAULT 0,
-    created_wall REAL,
-    updated_wall REAL NOT NULL,
-    PRIMARY KEY (batch_id, key)
-);
-CREATE TABLE IF NOT EXISTS files (
-    batch_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    url TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    PRIMARY KEY (batch_id, key, idx)
-);
-"""
+_Store = TypeVar("_Store", bound="_JournalStore")
 
 
-class JobState(str, enum.Enum):
-    """Where a job is, as recorded in the journal."""
+class _JournalStore:
+    """Opening, locking, closing and reading a journal; :class:`Journal` adds writes."""
 
-    PENDING = "pending"
-    CREATING = "creating"
-    CREATED = "created"
-    SUCCEED = "succeed"
-    FAILED = "failed"
-    ERROR = "error"
-    NOT_STARTED = "not_started"
-
-
-class JournalMismatchError(KlingError, ValueError):
-    """A key already in the journal was submitted with a different request.
-
-    Nothing was sent for it. Use a new key (or a new journal / batch id) for a
-    different request.
-
-    Attributes:
-        key: The job key.
-    """
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(
-            f"job key {key!r} is already in the journal with a different request; "
-            "use another key, or another journal or batch_id for a new batch"
-        )
-
-
-@attrs.frozen(kw_only=True)
-class JournalFile:
-    """A downloaded output as recorded.
-
-    Attributes:
-        index: Position in the task's outputs.
-        path: Where it was saved.
-        url: Where it came from (signed; treat as private).
-        size: Bytes.
-        sha256: Hex digest.
-    """
-
-    index: int
-    path: Path
-    url: str = attrs.field(repr=False)
-    size: int
-    sha256: str
-
-
-@attrs.frozen(kw_only=True)
-class JournalEntry:
-    """One job's row.
-
-    Attributes:
-        key: The job key.
-        seq: Order in which the job was first recorded.
-        endpoint: Endpoint name.
-        fingerprint: The request's fingerprint.
-        external_task_id: The deterministic external id sent with the create.
-        state: Where the job is.
-        task_id: The server's task id, once known.
-        status: The task's last status, once known.
-        task: The last task object as received (``None`` before one was seen).
-        units: Units charged.
-        message: Failure reason or error message.
-        error_type: Class name of the error, for ``error`` rows.
-        retryable: Whether a re-run should try an ``error`` row again.
-        downloaded: Whether every output was downloaded.
-        files: Downloaded outputs.
-        created_wall: Unix time the task was created (``created`` onwards).
-        updated_wall: Unix time of the last transition.
-        request: The request body with base64 values replaced by placeholders.
-    """
-
-    key: str
-    seq: int
-    endpoint: str
-    fingerprint: str
-    external_task_id: str
-    state: JobState
-    task_id: str | None = None
-    status: str | None = None
-    task: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
-    units: float | None = None
-    message: str | None = None
-    error_type: str | None = None
-    retryable: bool = False
-    downloaded: bool = False
-    files: tuple[JournalFile, ...] = ()
-    created_wall: float | None = None
-    updated_wall: float = 0.0
-    request: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
-
-
-_ID_FIELDS = ("external_task_id", "callback_url")
-
-
-def _without_ids(payload: Mapping[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in payload.items() if k not in _ID_FIELDS}
-    options = body.get("options")
-    if isinstance(options, Mapping):
-        rest = {k: v for k, v in options.items() if k not in _ID_FIELDS}
-        if rest:
-            body["options"] = rest
-        else:
-            body.pop("options")
-    return body
-
-
-def fingerprint(endpoint: str, payload: Mapping[str, Any]) -> str:
-    """Identify a request independently of its external id and callback URL.
-
-    Args:
-        endpoint: Endpoint name.
-        payload: The request body (wire names).
-
-    Returns:
-        Hex SHA-256 of the canonical JSON of endpoint and body.
-    """
-    canonical = json.dumps(
-        {"endpoint": endpoint, "payload": _without_ids(payload)},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-_BASE64ISH = re.compile(r"^(data:[^,]{0,100},)?[A-Za-z0-9+/=_-]+$")
-_REDACT_MIN = 256
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, str):
-        if len(value) >= _REDACT_MIN and _BASE64ISH.match(value[:4096]) and _BASE64ISH.match(value):
-            digest = hashlib.sha256(value.encode()).hexdigest()[:16]
-            return f"<base64 sha256:{digest} chars:{len(value)}>"
-        return value
-    if isinstance(value, Mapping):
-        return {k: _redact(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact(v) for v in value]
-    return value
-
-
-def redact_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Copy a request body with every long base64-looking value replaced.
-
-    Args:
-        payload: The request body.
-
-    Returns:
-        The copy; inline images, masks and audio become
-        ``<base64 sha256:... chars:N>``.
-    """
-    result: dict[str, Any] = _redact(payload)
-    return result
-
-
-def _loads(text: str | None) -> Any:
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-class Journal:
-    """The SQLite journal of one batch.
-
-    Args:
-        path: The database file (created if missing, with its parent directory).
-        batch_id: Which batch of the file to use. Default: the only batch the file
-            holds, or a new random id for a new file.
-
-    Raises:
-        ConfigurationError: The file holds several batches and no ``batch_id`` was
-            given, or it is not a journal of this version.
-    """
-
-    def __init__(self, path: str | Path, *, batch_id: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        batch_id: str | None = None,
+        expect_existing: bool = False,
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), isolation_level=None)
-        try:
-            self._setup(batch_id)
-        except BaseException:
-            self._db.close()
-            raise
-        self._seq = self._next_seq()
-
-    def _setup(self, batch_id: str | None) -> None:
-        db = self._db
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise ConfigurationError(
-                f"{self.path} is a journal of schema {version}; this version reads {SCHEMA_VERSION}"
-            )
-        db.executescript(_SCHEMA)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        if batch_id is None:
-            known = [row[0] for row in db.execute("SELECT batch_id FROM batches")]
-            if len(known) > 1:
+        self.read_only = read_only
+        self._lock: JournalLock | None = None
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._lock = JournalLock(self.path)
+            except OSError as exc:
                 raise ConfigurationError(
-                    f"{self.path} holds {len(known)} batches ({', '.join(sorted(known))}); "
-                    "pass batch_id to pick one"
-                )
-            batch_id = known[0] if known else uuid.uuid4().hex[:16]
-        db.execute(
-            "INSERT OR IGNORE INTO batches (batch_id, created) VALUES (?, ?)",
-            (batch_id, time.time()),
-        )
-        self.batch_id: str = batch_id
+                    f"cannot lock the journal {self.path}: {exc.strerror or type(exc).__name__}"
+                ) from None
+        try:
+            opened = open_journal_db(
+                self.path,
+                batch_id=batch_id,
+                expect_existing=expect_existing,
+                read_only=read_only,
+            )
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+        self._db = opened.db
+        self.batch_id: str = opened.batch_id
+        self._legacy = opened.legacy
+        self._seq = self._next_seq()
 
     def _next_seq(self) -> int:
         row = self._db.execute(
@@ -314,17 +134,45 @@ class Journal:
     def __repr__(self) -> str:
         return f"Journal(path={str(self.path)!r}, batch_id={self.batch_id!r})"
 
+    def __enter__(self: _Store) -> _Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Close the database and release the lock (idempotent)."""
         self._db.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
+        if self.read_only:
+            raise RuntimeError(f"the journal {self.path} was opened read-only")
+        self._db.execute(sql, tuple(params))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise RuntimeError(f"the journal {self.path} was opened read-only")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # --- reads --------------------------------------------------------------------------
 
-    _COLUMNS = (
-        "key, seq, endpoint, fingerprint, external_task_id, state, task_id, status, "
-        "task_json, units, message, error_type, retryable, downloaded, created_wall, "
-        "updated_wall, request_json"
-    )
+    @property
+    def _columns(self) -> str:
+        attempt = "1" if self._legacy else "attempt"
+        return (
+            "key, seq, endpoint, fingerprint, external_task_id, state, task_id, status, "
+            "task_json, units, message, error_type, retryable, downloaded, created_wall, "
+            f"updated_wall, request_json, {attempt}"
+        )
 
     def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
         key = row[0]
@@ -345,7 +193,7 @@ class Journal:
             state=JobState(row[5]),
             task_id=row[6],
             status=row[7],
-            task=_loads(row[8]),
+            task=loads_or_none(row[8]),
             units=row[9],
             message=row[10],
             error_type=row[11],
@@ -353,7 +201,8 @@ class Journal:
             downloaded=bool(row[13]),
             created_wall=row[14],
             updated_wall=row[15],
-            request=_loads(row[16]),
+            request=loads_or_none(row[16]),
+            attempt=int(row[17]),
             files=files,
         )
 
@@ -367,7 +216,7 @@ class Journal:
             The entry, or ``None`` when the key is new.
         """
         row = self._db.execute(
-            f"SELECT {self._COLUMNS} FROM jobs WHERE batch_id = ? AND key = ?",  # noqa: S608
+            f"SELECT {self._columns} FROM jobs WHERE batch_id = ? AND key = ?",  # noqa: S608
             (self.batch_id, key),
         ).fetchone()
         return None if row is None else self._entry(row)
@@ -379,7 +228,7 @@ class Journal:
             Entries.
         """
         rows = self._db.execute(
-            f"SELECT {self._COLUMNS} FROM jobs WHERE batch_id = ? ORDER BY seq",  # noqa: S608
+            f"SELECT {self._columns} FROM jobs WHERE batch_id = ? ORDER BY seq",  # noqa: S608
             (self.batch_id,),
         ).fetchall()
         for row in rows:
@@ -395,6 +244,60 @@ class Journal:
             "SELECT state, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY state", (self.batch_id,)
         )
         return {str(state): int(count) for state, count in rows.fetchall()}
+
+    def keys_in(self, states: Iterable[JobState | str]) -> list[str]:
+        """The keys of the jobs in any of ``states``, in the order first recorded.
+
+        Args:
+            states: E.g. ``{JobState.FAILED, JobState.ERROR}`` for ``--retry-failed``,
+                or ``{JobState.UNKNOWN}`` for the lookups a run must do first.
+
+        Returns:
+            The keys.
+        """
+        wanted = sorted({JobState(state).value for state in states})
+        if not wanted:
+            return []
+        marks = ", ".join("?" for _ in wanted)
+        rows = self._db.execute(
+            f"SELECT key FROM jobs WHERE batch_id = ? AND state IN ({marks}) ORDER BY seq",  # noqa: S608
+            (self.batch_id, *wanted),
+        )
+        return [str(row[0]) for row in rows.fetchall()]
+
+    def attempts(self, key: str) -> list[JournalAttempt]:
+        """Every attempt of a job, oldest first; the last one is its current row.
+
+        Args:
+            key: The job key.
+
+        Returns:
+            The attempts (empty for an unknown key).
+        """
+        return list_attempts(self._db, batch_id=self.batch_id, key=key, legacy=self._legacy)
+
+
+class Journal(_JournalStore):
+    """The SQLite journal of one batch, held exclusively until :meth:`close`.
+
+    Args:
+        path: The database file (created if missing, with its parent directory).
+        batch_id: Which batch of the file to use. Default: the only batch the file
+            holds, or a new random id for a new file.
+        expect_existing: The caller knows the batch ran before (its results are
+            there): refuse to start a new journal when the file is missing or empty.
+        read_only: Read without taking the lock (for reports and inspection while a
+            batch may run); nothing is created, migrated or written, and every
+            write method raises :class:`RuntimeError`.
+
+    Raises:
+        JournalLockedError: Another process, or another open ``Journal`` in this
+            one, holds the journal.
+        JournalCorruptError: The file is empty, truncated, corrupt, of an unknown
+            schema version, or missing when ``expect_existing`` is set.
+        ConfigurationError: The file holds several batches and no ``batch_id`` was
+            given, or the lock file cannot be created.
+    """
 
     # --- writes -------------------------------------------------------------------------
 
@@ -448,7 +351,7 @@ class Journal:
         if existing is not None:
             return existing
         body = None if request is None else json.dumps(redact_payload(request), default=str)
-        self._db.execute(
+        self._write(
             "INSERT INTO jobs (batch_id, key, seq, endpoint, fingerprint, external_task_id, "
             "request_json, state, updated_wall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -469,7 +372,7 @@ class Journal:
     def _update(self, key: str, **fields: Any) -> None:
         fields["updated_wall"] = time.time()
         names = ", ".join(f"{name} = ?" for name in fields)
-        self._db.execute(
+        self._write(
             f"UPDATE jobs SET {names} WHERE batch_id = ? AND key = ?",  # noqa: S608
             (*fields.values(), self.batch_id, key),
         )
@@ -594,7 +497,7 @@ class Journal:
             size: Bytes.
             sha256: Hex digest.
         """
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO files (batch_id, key, idx, path, url, size, sha256) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (self.batch_id, key, index, str(path), url, size, sha256),
@@ -607,3 +510,74 @@ class Journal:
             key: The job key.
         """
         self._update(key, downloaded=1)
+
+    # --- unclear outcomes and attempts -------------------------------------------------
+
+    def mark_unknown(self, key: str, *, external_task_id: str, message: str) -> None:
+        """The create's outcome stayed unclear past the reconcile deadline.
+
+        The task may exist and be paid: the next run must look it up by
+        ``external_task_id`` before doing anything else for this job.
+
+        Args:
+            key: The job key.
+            external_task_id: The external id the unclear create carried.
+            message: Why the outcome is unknown (never holds secrets or base64).
+        """
+        self._update(
+            key,
+            state=JobState.UNKNOWN.value,
+            external_task_id=external_task_id,
+            message=message,
+            error_type=None,
+            retryable=1,
+        )
+
+    def start_attempt(
+        self,
+        key: str,
+        external_task_id: str,
+        *,
+        endpoint: str | None = None,
+        fingerprint: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Run a recorded job again under a new external id, keeping the old attempt.
+
+        The current attempt (state, task id, units, message...) is archived; the
+        job's row goes back to ``pending`` with the new external id, and its file
+        records are dropped (the new attempt's outputs replace them). For
+        ``--rerun-changed``, pass the changed request's endpoint, fingerprint and
+        body: the row then describes the new request.
+
+        Args:
+            key: The job key.
+            external_task_id: A new external id, never used before in this batch.
+            endpoint: The endpoint name, when the request changed.
+            fingerprint: The new request's fingerprint, when it changed.
+            request: The new request body (stored redacted), when it changed.
+
+        Returns:
+            The new attempt's number (2 for the first retry).
+
+        Raises:
+            KeyError: The key is not in the journal.
+            ValueError: The job's create may have reached the server (``creating``,
+                ``created`` or ``unknown``: follow or look it up first, or it could be
+                paid twice), or the external id was used before in this batch.
+        """
+        changed: dict[str, Any] = {}
+        if endpoint is not None:
+            changed["endpoint"] = endpoint
+        if fingerprint is not None:
+            changed["fingerprint"] = fingerprint
+        if request is not None:
+            changed["request_json"] = json.dumps(redact_payload(request), default=str)
+        with self._transaction() as db:
+            return begin_attempt(
+                db,
+                batch_id=self.batch_id,
+                key=key,
+                external_task_id=external_task_id,
+                changed=changed,
+            )

@@ -112,7 +112,7 @@ def test_transitions_are_committed_and_read_back(tmp_path: Path) -> None:
         request={"image": IMAGE_B64},
     )
     journal.mark_creating("k")
-    reader = Journal(path, batch_id="b")
+    reader = Journal(path, batch_id="b", read_only=True)
     entry = reader.get("k")
     assert entry is not None
     assert entry.state is JobState.CREATING
@@ -173,9 +173,9 @@ def test_keys_are_scoped_by_batch_id(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     one = Journal(path, batch_id="one")
     one.record("k", endpoint="text2video", fingerprint="f1", external_task_id="e1")
+    one.close()
     two = Journal(path, batch_id="two")
     assert two.record("k", endpoint="text2video", fingerprint="f2", external_task_id="e2") is None
-    one.close()
     two.close()
 
 
