@@ -19,8 +19,15 @@ came from a results file (prompts above all, which are hostile input) is
 HTML-escaped, and file paths are percent-encoded, so a row can neither inject
 markup nor point a player at another origin.
 
-Rows are read tolerantly: a missing or malformed field shows as blank, an
-unreadable line is counted and reported on the page instead of failing the run.
+The fields of a row it uses (the ``results.jsonl`` the ``batch`` command writes):
+``key``, ``status``, ``endpoint``, ``prompt`` (else ``request.prompt``, or a turbo
+request's prompt content), ``task_id``, ``external_task_id``, ``files`` (objects
+with ``path`` relative to the results file's folder, ``size`` and ``kind``, or bare
+paths), ``units``, ``error`` (``{"code", "message"}``, or the reason in words with
+``error_code`` and ``error_type`` beside it), ``created_at`` and ``finished_at``
+(ISO 8601, or epoch seconds or milliseconds). Rows are read tolerantly: a missing
+or malformed field shows as blank, an unreadable line is counted and reported on
+the page instead of failing the run.
 """
 
 from __future__ import annotations
@@ -209,24 +216,49 @@ def _files(value: Any, *, base: Path, out_dir: Path) -> tuple[_File, ...]:
     return tuple(files)
 
 
-def _error(value: Any) -> tuple[str, str]:
-    """(code, message) of a row's ``error``: an object, a plain string or nothing."""
+def _error(row: Mapping[str, Any]) -> tuple[str, str]:
+    """(code, message) of a row's failure.
+
+    ``error`` may be an object (``{"code", "message"}``) or the reason in words,
+    with the code beside it in ``error_code`` and the class in ``error_type``.
+    """
+    value = row.get("error")
     if isinstance(value, Mapping):
-        code = value.get("code")
-        return _text(code), _text(value.get("message"))
-    if value is None or value == "":
-        return "", ""
-    return "", _text(value)
+        code, message = value.get("code"), value.get("message")
+    else:
+        code, message = row.get("error_code"), value
+    message_text = _text(message) if message not in (None, "") else ""
+    kind = _text(row.get("error_type"), limit=100)
+    if kind and kind not in message_text:
+        message_text = f"{kind}: {message_text}" if message_text else kind
+    return _text(code, limit=100), message_text
+
+
+def _prompt(row: Mapping[str, Any]) -> str:
+    """The row's prompt, else the prompt of its request (turbo: the prompt content)."""
+    prompt = row.get("prompt")
+    request = row.get("request")
+    if prompt in (None, "") and isinstance(request, Mapping):
+        prompt = request.get("prompt")
+        contents = request.get("contents")
+        if prompt in (None, "") and isinstance(contents, list):
+            texts = [
+                c.get("text")
+                for c in contents
+                if isinstance(c, Mapping) and c.get("type") == "prompt"
+            ]
+            prompt = next((t for t in texts if isinstance(t, str)), None)
+    return _text(prompt, limit=_MAX_PROMPT_CHARS)
 
 
 def _job(row: Mapping[str, Any], *, base: Path, out_dir: Path) -> _Job:
-    code, message = _error(row.get("error"))
+    code, message = _error(row)
     status = _text(row.get("status"), limit=40).strip().lower() or "unknown"
     return _Job(
         key=_text(row.get("key"), limit=200),
         status=status,
         endpoint=_text(row.get("endpoint"), limit=200),
-        prompt=_text(row.get("prompt"), limit=_MAX_PROMPT_CHARS),
+        prompt=_prompt(row),
         task_id=_text(row.get("task_id"), limit=200),
         external_task_id=_text(row.get("external_task_id"), limit=200),
         files=_files(row.get("files"), base=base, out_dir=out_dir),

@@ -195,6 +195,28 @@ def test_reason_units_and_timings_are_shown(tmp_path: Path) -> None:
     assert "<dt>took</dt><dd>2 min 00 s</dd>" in page
 
 
+def test_reason_given_as_words_beside_a_code_and_a_class(tmp_path: Path) -> None:
+    """``error`` in words with ``error_code``/``error_type`` beside it reads as one reason."""
+    rows = [
+        row("a", "failed", error="content policy", error_code=1301, error_type="TaskFailedError"),
+        row("b", "not_started", error=None, error_type="NotStartedError"),
+    ]
+    page = gallery(write_report(tmp_path, results=rows).read_text(encoding="utf-8"))
+    assert '<span class="code">1301</span> TaskFailedError: content policy' in page
+    assert '<p class="reason">NotStartedError</p>' in page
+
+
+def test_prompt_falls_back_to_the_request(tmp_path: Path) -> None:
+    """Without a ``prompt`` field, the request's prompt (or turbo prompt content) is shown."""
+    rows = [
+        row("classic", prompt=None, request={"prompt": "from the request"}),
+        row("turbo", prompt=None, request={"contents": [{"type": "prompt", "text": "turbo text"}]}),
+    ]
+    page = gallery(write_report(tmp_path, results=rows).read_text(encoding="utf-8"))
+    assert '<p class="prompt">from the request</p>' in page
+    assert '<p class="prompt">turbo text</p>' in page
+
+
 def test_rows_are_read_tolerantly(tmp_path: Path) -> None:
     """Missing fields show blank, odd types are ignored, unreadable lines are counted."""
     results = tmp_path / "results.jsonl"
