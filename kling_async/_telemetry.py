@@ -1,0 +1,192 @@
+"""Optional OpenTelemetry hooks: spans and a few counters, no-ops without the extra.
+
+Standard-library logging stays the SDK's default voice. When ``opentelemetry-api``
+is importable (``pip install 'kling-async[otel]'``), the SDK also reports:
+
+=========================  ===============  ===============================================
+Instrument                 Kind             Meaning
+=========================  ===============  ===============================================
+``kling.refusals``         counter          1302 (rate) and 1303 (concurrency) answers seen,
+                                            attribute ``kling.code``
+``kling.slots.held``       up-down counter  concurrency slots this process holds now
+``kling.queue.length``     up-down counter  calls of this process waiting for a slot
+=========================  ===============  ===============================================
+
+and a span around each unit of work the SDK wraps with :func:`span` (the session
+wraps API requests, the batch wraps jobs). Span attributes never carry the API key,
+a URL's query, an ``Authorization`` header or a payload.
+
+Exporting. The API package alone records nothing: the SDK asks the *global*
+providers for its tracer and meter, which are no-ops until the application installs
+real ones. With ``opentelemetry-sdk`` and an exporter of your choice, for example::
+
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        ConsoleMetricExporter, PeriodicExportingMetricReader)
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(tracer_provider)
+    reader = PeriodicExportingMetricReader(ConsoleMetricExporter())
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+
+Swap the console exporters for ``opentelemetry-exporter-otlp`` to ship to a
+collector. To keep the SDK off the global providers (tests, several pipelines in
+one process), pass explicit ones to :func:`configure`.
+
+Every function here is cheap and never raises because telemetry is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+try:  # the ``otel`` extra
+    from opentelemetry import metrics as _otel_metrics
+    from opentelemetry import trace as _otel_trace
+except ImportError:  # pragma: no cover - exercised only without the extra installed
+    _otel_metrics = None  # type: ignore[assignment]
+    _otel_trace = None  # type: ignore[assignment]
+
+__all__ = [
+    "add_queue_length",
+    "add_slots_held",
+    "available",
+    "configure",
+    "record_refusal",
+    "span",
+]
+
+_NAME = "kling_async"
+
+#: Attribute values OpenTelemetry accepts on spans and measurements.
+AttributeValue = str | bool | int | float
+
+
+class _Instruments:
+    """The tracer and instruments, bound to one pair of providers."""
+
+    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        self.tracer: Any = None
+        self.refusals: Any = None
+        self.slots_held: Any = None
+        self.queue_length: Any = None
+        if _otel_trace is None or _otel_metrics is None:
+            return
+        self.tracer = (
+            tracer_provider.get_tracer(_NAME)
+            if tracer_provider is not None
+            else _otel_trace.get_tracer(_NAME)
+        )
+        meter = (
+            meter_provider.get_meter(_NAME)
+            if meter_provider is not None
+            else _otel_metrics.get_meter(_NAME)
+        )
+        self.refusals = meter.create_counter(
+            "kling.refusals", unit="1", description="1302 and 1303 answers seen"
+        )
+        self.slots_held = meter.create_up_down_counter(
+            "kling.slots.held", unit="1", description="Concurrency slots held by this process"
+        )
+        self.queue_length = meter.create_up_down_counter(
+            "kling.queue.length", unit="1", description="Calls waiting for a concurrency slot"
+        )
+
+
+_instruments: _Instruments | None = None
+
+
+def _get() -> _Instruments:
+    global _instruments
+    if _instruments is None:
+        _instruments = _Instruments()
+    return _instruments
+
+
+def available() -> bool:
+    """Whether ``opentelemetry-api`` is importable (the ``otel`` extra is installed).
+
+    Returns:
+        ``True`` when spans and counters reach OpenTelemetry.
+    """
+    return _otel_trace is not None
+
+
+def configure(*, tracer_provider: Any = None, meter_provider: Any = None) -> bool:
+    """Bind the SDK's tracer and instruments to explicit providers.
+
+    Without a call, the global providers are used (the proxies OpenTelemetry hands
+    out follow a provider installed later, so the order of setup does not matter).
+
+    Args:
+        tracer_provider: An ``opentelemetry.trace.TracerProvider``, or ``None`` for
+            the global one.
+        meter_provider: An ``opentelemetry.metrics.MeterProvider``, or ``None`` for
+            the global one.
+
+    Returns:
+        Whether OpenTelemetry is available; when not, the call changes nothing.
+    """
+    global _instruments
+    _instruments = _Instruments(tracer_provider, meter_provider)
+    return available()
+
+
+@contextlib.contextmanager
+def span(name: str, **attributes: AttributeValue) -> Iterator[None]:
+    """Wrap a block in a span named ``name`` (a no-op without OpenTelemetry).
+
+    An exception leaving the block is recorded on the span and re-raised.
+
+    Args:
+        name: Span name, e.g. ``"kling.request"`` or ``"kling.job"``.
+        **attributes: Span attributes (no secrets, no payloads).
+
+    Yields:
+        Nothing; the span is current inside the block.
+    """
+    tracer = _get().tracer
+    if tracer is None:
+        yield
+        return
+    with tracer.start_as_current_span(name, attributes=attributes):
+        yield
+
+
+def record_refusal(code: int) -> None:
+    """Count one refusal answer (1302 rate limited, 1303 concurrency limited).
+
+    Args:
+        code: The gateway's error code.
+    """
+    counter = _get().refusals
+    if counter is not None:
+        counter.add(1, {"kling.code": code})
+
+
+def add_slots_held(delta: int) -> None:
+    """Move the count of concurrency slots this process holds by ``delta``.
+
+    Args:
+        delta: Slots taken (positive) or given back (negative).
+    """
+    counter = _get().slots_held
+    if counter is not None and delta:
+        counter.add(delta)
+
+
+def add_queue_length(delta: int) -> None:
+    """Move the count of this process's calls waiting for a slot by ``delta``.
+
+    Args:
+        delta: Callers joining (positive) or leaving (negative) the wait.
+    """
+    counter = _get().queue_length
+    if counter is not None and delta:
+        counter.add(delta)
