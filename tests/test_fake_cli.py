@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from kling_async.testing import add_fake_server_arguments, config_from_args
+from kling_async.testing import FakeConfig, add_fake_server_arguments, config_from_args
 
 # Seed 000's text-to-video request example, exactly as the curl command sends it.
 SEED_000_TEXT2VIDEO = (
@@ -182,3 +182,37 @@ def test_options_map_to_the_config() -> None:
     assert (config.fault_rate, config.fail_rate, config.lookup_lag) == (0.1, 0.2, 1.5)
     assert (config.latency, config.url_ttl, config.range_requests) == (0.01, 60.0, False)
     assert config.webhook_secret == "whsec_c2VjcmV0"
+
+
+def test_fault_mix_scale_delays_and_huge_body_options() -> None:
+    """--fault-mix, --scale-delays and --huge-body-bytes reach the config; defaults stay."""
+    parser = argparse.ArgumentParser()
+    add_fake_server_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--fault-mix", "drop_after_store=2, 5xx_after_store,bad_code=0.5",
+            "--scale-delays", "--huge-body-bytes", "1000",
+        ]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert dict(config.fault_mix) == {
+        "drop_after_store": 2.0,
+        "5xx_after_store": 1.0,
+        "bad_code": 0.5,
+    }
+    assert (config.scale_delays, config.huge_body_bytes) == (True, 1000)
+    plain = config_from_args(parser.parse_args([]))
+    assert plain.scale_delays is False
+    assert dict(plain.fault_mix) == dict(FakeConfig().fault_mix)
+
+
+@pytest.mark.parametrize(
+    ("mix", "message"),
+    [("meteor=1", "unknown faults"), ("http_500=lots", "not a weight"), (",", "names no fault")],
+)
+def test_bad_fault_mix_is_refused(mix: str, message: str) -> None:
+    """A fault mix with an unknown name, a non-numeric weight or no name is a ValueError."""
+    parser = argparse.ArgumentParser()
+    add_fake_server_arguments(parser)
+    with pytest.raises(ValueError, match=message):
+        config_from_args(parser.parse_args(["--fault-mix", mix]))

@@ -50,7 +50,8 @@ __all__ = [
 #:     ``data`` (on the ``data`` object itself when it has no list).
 #: ``non_finite``
 #:     The normal answer with every number under ``data`` replaced by the bare tokens
-#:     ``NaN`` / ``Infinity`` / ``-Infinity`` and every numeric string by ``"1e999"``.
+#:     ``NaN`` / ``Infinity`` / ``-Infinity`` and every numeric string that is not an
+#:     id (``duration``, ``final_unit_deduction``...) by ``"1e999"``.
 #: ``wrong_types``
 #:     The normal answer with every nested field of ``data`` of the wrong type
 #:     (strings become objects, numbers strings, lists strings, booleans strings).

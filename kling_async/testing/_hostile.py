@@ -78,10 +78,14 @@ def _is_number_text(value: str) -> bool:
     return True
 
 
+def _is_id(key: str) -> bool:
+    return key == "id" or key.endswith("_id")
+
+
 def _non_finite(data: Any) -> Any:
     counter = 0
 
-    def walk(value: Any) -> Any:
+    def walk(value: Any, key: str = "") -> Any:
         nonlocal counter
         if isinstance(value, bool) or value is None:
             return value
@@ -89,11 +93,13 @@ def _non_finite(data: Any) -> Any:
             counter += 1
             return _NON_FINITE[counter % 3]
         if isinstance(value, str):
-            return "1e999" if value and _is_number_text(value) else value
+            # Ids stay intact, so the answer still names the task it is about.
+            numeric = bool(value) and not _is_id(key) and _is_number_text(value)
+            return "1e999" if numeric else value
         if isinstance(value, list):
-            return [walk(item) for item in value]
+            return [walk(item, key) for item in value]
         if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
+            return {k: walk(v, k) for k, v in value.items()}
         return value
 
     return walk(data)

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_PORT",
     "add_fake_server_arguments",
     "config_from_args",
+    "parse_fault_mix",
     "run_fake_server_from_args",
     "serve_forever",
 ]
@@ -57,6 +58,13 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-running", type=int, default=None, help="concurrency quota per key (429/1303)")
     add("--max-rps", type=float, default=None, help="request-rate limit per key (429/1302)")
     add("--fault-rate", type=float, default=0.0, help="probability of a random fault per request")
+    add(
+        "--fault-mix",
+        default=None,
+        metavar="NAME=WEIGHT,...",
+        help="weights of the random faults, e.g. drop_after_store=1,5xx_after_store=1 "
+        "(default: the transport faults, equally)",
+    )
     add("--fail-rate", type=float, default=0.0, help="fraction of tasks that fail")
     add("--seed", type=int, default=0, help="seed of every random choice (default: %(default)s)")
     add("--lookup-lag", type=float, default=0.0, help="seconds a new task stays invisible")
@@ -69,6 +77,43 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds result URLs stay valid (default: %(default)s)",
     )
     add("--no-range", action="store_true", help="ignore Range headers on downloads")
+    add(
+        "--scale-delays",
+        action="store_true",
+        help="multiply lookup lag, URL lifetime and latencies by --time-scale too",
+    )
+    add(
+        "--huge-body-bytes",
+        type=int,
+        default=defaults.huge_body_bytes,
+        help="size of the huge_body fault's answers (default: %(default)s)",
+    )
+
+
+def parse_fault_mix(text: str) -> dict[str, float]:
+    """Read ``name=weight,name=weight`` (a bare ``name`` weighs 1).
+
+    Args:
+        text: The option's value.
+
+    Returns:
+        Weights by fault name (names are checked by :class:`FakeConfig`).
+
+    Raises:
+        ValueError: A weight is not a number, or no fault is named.
+    """
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, weight = part.strip().partition("=")
+        if not name.strip():
+            continue
+        try:
+            mix[name.strip()] = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            raise ValueError(f"--fault-mix: {weight.strip()!r} is not a weight") from None
+    if not mix:
+        raise ValueError("--fault-mix names no fault")
+    return mix
 
 
 def config_from_args(args: argparse.Namespace) -> FakeConfig:
@@ -97,7 +142,14 @@ def config_from_args(args: argparse.Namespace) -> FakeConfig:
         "webhook_secret": args.webhook_secret,
         "url_ttl": args.url_ttl,
         "range_requests": not getattr(args, "no_range", False),
+        "scale_delays": getattr(args, "scale_delays", False),
     }
+    fault_mix = getattr(args, "fault_mix", None)
+    if fault_mix:
+        values["fault_mix"] = parse_fault_mix(fault_mix)
+    huge = getattr(args, "huge_body_bytes", None)
+    if huge is not None:
+        values["huge_body_bytes"] = huge
     return FakeConfig(**values)
 
 

@@ -154,8 +154,8 @@ class Spoiler:
             return web.Response(body=_HTML_PAGE, status=200, content_type="text/html")
         raise AssertionError(f"unhandled fault {fault}")  # pragma: no cover
 
-    @staticmethod
     async def _stream(
+        self,
         request: web.Request,
         status: int,
         headers: Mapping[str, str] | None,
@@ -179,6 +179,7 @@ class Spoiler:
             else:
                 await response.write_eof()
         except ConnectionError:
-            # The client stopped reading (as a careful one should): nothing to report.
+            # The client stopped reading (as a careful one should): count it, quietly.
+            self._state.store.counts["client_disconnects"] += 1
             drop(request)
         return response
