@@ -2,11 +2,14 @@
 
     KlingError
     ├── ConfigurationError          missing key, bad base URL...
+    │   └── SessionClosedError      the session was used after ``aclose()``
     ├── ValidationError             request broke documented limits (nothing sent)
     ├── TransportError              the HTTP exchange itself failed
     │   ├── ConnectError            could not connect: the request was not sent
     │   ├── RequestTimeoutError     no answer in time: the request may have arrived
-    │   └── ResponseDecodeError     the body was not the JSON envelope
+    │   └── ProtocolError           the answer broke the protocol (shape, size, depth)
+    │       ├── ResponseDecodeError not the documented JSON envelope (or wrong types)
+    │       └── ResponseTooLargeError  larger than the configured cap
     ├── APIError                    the gateway answered with an error code
     │   ├── AuthenticationError     1000-1004
     │   ├── AccountError            1100-1102 (abnormal, in arrears, pack used up)
@@ -18,6 +21,7 @@
     │   ├── ConcurrencyLimitedError 1303
     │   └── ServerError             5000-5002 and HTTP 5xx
     ├── CreateOutcomeUnknownError   a create failed unclearly and could not be reconciled
+    ├── SlotTimeoutError            no concurrency slot freed before the caller's deadline
     ├── TaskFailedError             the task ended ``failed``; carries the Task
     ├── WaitTimeoutError            ``wait`` hit its deadline; carries the last Task
     ├── DownloadError               an output could not be saved
@@ -31,7 +35,9 @@
 
 Data lives in attributes (``code``, ``http_status``, ``request_id``,
 ``retry_after``, ``task``...), never only in the message. No message ever holds the
-API key, an ``Authorization`` header or a base64 payload.
+API key, an ``Authorization`` header, the endpoint path segment or a base64 payload,
+and no error chains (``__cause__``/``__context__``) to a foreign exception that could
+hold them: foreign exceptions are described by class name (``foreign_type``) instead.
 """
 
 from __future__ import annotations
@@ -59,10 +65,14 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Problem",
+    "ProtocolError",
     "RateLimitedError",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "ServerError",
+    "SessionClosedError",
+    "SlotTimeoutError",
     "TaskFailedError",
     "TransportError",
     "URLExpiredError",
@@ -80,6 +90,13 @@ class KlingError(Exception):
 
 class ConfigurationError(KlingError):
     """The session's configuration is unusable (missing key, bad URL...)."""
+
+
+class SessionClosedError(ConfigurationError):
+    """The session (or its transport) was used after ``aclose()``.
+
+    A closed session never opens a new connection pool behind the caller's back.
+    """
 
 
 @attrs.frozen
@@ -121,33 +138,48 @@ class TransportError(KlingError):
         method: HTTP method.
         path: Request path under ``/kling/`` (never the full URL with the endpoint path).
         sent: ``False`` when the request certainly never reached the server.
+        foreign_type: Class name of the library exception this error translates
+            (``"ServerDisconnectedError"``...), or ``""``. The foreign exception itself
+            is never chained: it may hold the request's headers.
     """
 
     def __init__(
-        self, message: str, *, method: str = "", path: str = "", sent: bool = True
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        sent: bool = True,
+        foreign_type: str = "",
     ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
         self.sent = sent
+        self.foreign_type = foreign_type
 
 
 class ConnectError(TransportError):
     """No connection could be made: the request was not sent."""
 
-    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
-        super().__init__(message, method=method, path=path, sent=False)
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", foreign_type: str = ""
+    ) -> None:
+        super().__init__(message, method=method, path=path, sent=False, foreign_type=foreign_type)
 
 
 class RequestTimeoutError(TransportError):
     """No complete answer within the timeout: the request may have been processed."""
 
 
-class ResponseDecodeError(TransportError):
-    """The response was not the JSON envelope (HTML page, truncated body...).
+class ProtocolError(TransportError):
+    """The answer broke the protocol: not the documented shape, too large or too deep.
+
+    It concerns that one request only. After a create it is an unclear outcome (the
+    task may exist), reconciled like a dropped connection.
 
     Attributes:
-        http_status: The HTTP status that came with the body.
+        http_status: The HTTP status that came with the body (0 when none).
     """
 
     def __init__(
@@ -155,6 +187,24 @@ class ResponseDecodeError(TransportError):
     ) -> None:
         super().__init__(message, method=method, path=path, sent=True)
         self.http_status = http_status
+
+
+class ResponseDecodeError(ProtocolError):
+    """The response was not the JSON envelope (HTML page, truncated body, wrong types...)."""
+
+
+class ResponseTooLargeError(ProtocolError):
+    """The answer was larger than the configured cap; reading stopped at the cap.
+
+    Attributes:
+        limit: The cap, in bytes.
+    """
+
+    def __init__(
+        self, message: str, *, limit: int, method: str = "", path: str = "", http_status: int = 0
+    ) -> None:
+        super().__init__(message, method=method, path=path, http_status=http_status)
+        self.limit = limit
 
 
 class APIError(KlingError):
@@ -165,8 +215,10 @@ class APIError(KlingError):
         code: The envelope's ``code`` (``None`` when the body had none).
         message: The envelope's ``message``.
         request_id: The envelope's ``request_id``, for support tickets.
-        retry_after: Seconds from a ``Retry-After`` header, if any.
+        retry_after: Seconds from a ``Retry-After`` header, if any (already capped).
         path: Request path under ``/kling/``.
+        hint: What to check, in words, when the error says a setting is wrong
+            (names the setting, e.g. ``KLING_API_KEY``, never its value); or ``""``.
     """
 
     def __init__(
@@ -178,6 +230,7 @@ class APIError(KlingError):
         request_id: str | None = None,
         retry_after: float | None = None,
         path: str = "",
+        hint: str = "",
     ) -> None:
         self.message = message
         self.http_status = http_status
@@ -185,13 +238,15 @@ class APIError(KlingError):
         self.request_id = request_id
         self.retry_after = retry_after
         self.path = path
+        self.hint = hint
         bits = [f"HTTP {http_status}"]
         if code is not None:
             bits.append(f"code {code}")
         if request_id:
             bits.append(f"request_id {request_id}")
         where = f" on {path}" if path else ""
-        super().__init__(f"{message or 'error'} ({', '.join(bits)}){where}")
+        advice = f". {hint}" if hint else ""
+        super().__init__(f"{message or 'error'} ({', '.join(bits)}){where}{advice}")
 
 
 class AuthenticationError(APIError):
@@ -236,13 +291,41 @@ class CreateOutcomeUnknownError(KlingError):
     Retrying blindly could pay twice, so the SDK stops and says so.
 
     Attributes:
-        external_task_id: The id to look the task up by later.
+        external_task_id: The id to look the task up by later; ``None`` for an
+            endpoint that takes no external id (then only the gateway's task list
+            or a callback can tell whether the task exists).
+        endpoint: Name of the endpoint.
+        cause_type: Class name of the failure that made the outcome unclear.
+        attempts: Create requests sent for this call.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        external_task_id: str | None,
+        endpoint: str,
+        cause_type: str = "",
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.external_task_id = external_task_id
+        self.endpoint = endpoint
+        self.cause_type = cause_type
+        self.attempts = attempts
+
+
+class SlotTimeoutError(KlingError, TimeoutError):
+    """No concurrency slot freed before the caller's deadline; nothing was created.
+
+    Attributes:
+        timeout: The deadline, in seconds.
         endpoint: Name of the endpoint.
     """
 
-    def __init__(self, message: str, *, external_task_id: str, endpoint: str) -> None:
+    def __init__(self, message: str, *, timeout: float, endpoint: str) -> None:
         super().__init__(message)
-        self.external_task_id = external_task_id
+        self.timeout = timeout
         self.endpoint = endpoint
 
 
@@ -342,6 +425,7 @@ def make_api_error(
     request_id: str | None,
     retry_after: float | None = None,
     path: str = "",
+    hint: str = "",
 ) -> APIError:
     """Build the right :class:`APIError` subclass for a response.
 
@@ -352,6 +436,7 @@ def make_api_error(
         request_id: The envelope's ``request_id``.
         retry_after: Seconds from ``Retry-After``.
         path: Request path under ``/kling/``.
+        hint: Advice naming a setting to check (see :attr:`APIError.hint`).
 
     Returns:
         The error, ready to raise.
@@ -364,4 +449,5 @@ def make_api_error(
         request_id=request_id,
         retry_after=retry_after,
         path=path,
+        hint=hint,
     )

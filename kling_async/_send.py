@@ -1,0 +1,282 @@
+"""The send chain: short layers around the one transport seam, one concern each.
+
+:meth:`Sender.send` makes one attempt::
+
+    closed check → rate limit → count → authorize (headers) → exchange (the seam,
+    foreign exceptions translated) → decode (caps, strict JSON, envelope, error
+    mapping) → log
+
+and :meth:`Sender.read` wraps it in the retry loop of a request that creates
+nothing (a query, a lookup, identify-face). Creates have their own loop
+(:mod:`kling_async._create`) because their failures may have cost money. Both ask
+:func:`~kling_async._classify.classify` what a failure means.
+
+Nothing here logs a URL, a header or a body: a request is shown by its method and
+its label (the path under ``/kling/``), a gateway's text only after scrubbing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+import anyio
+import attrs
+
+from ._backoff import backoff_delay, pause_seconds
+from ._classify import Phase, Verdict, classify
+from ._config import ClientConfig, RetryPolicy
+from ._envelope import Answer, decode_answer
+from ._errors import KlingError, RateLimitedError, SessionClosedError, TransportError
+from ._ratelimit import RateLimiter
+from ._redact import Redactor
+from ._transport import HTTPRequest, HTTPResponse, Transport
+
+__all__ = ["Call", "Sender"]
+
+logger = logging.getLogger("kling_async")
+
+#: Failures of a read that are worth another attempt.
+_READ_RETRY = (Verdict.RETRY, Verdict.RATE_LIMITED, Verdict.NO_SLOT)
+
+
+@attrs.frozen(kw_only=True)
+class Call:
+    """One logical request, before authorization.
+
+    Attributes:
+        method: ``GET`` or ``POST``.
+        url: Absolute URL (holds the endpoint path: never shown).
+        label: The path under ``/kling/`` with ids replaced (``videos/text2video/{id}``).
+        body: JSON bytes, or ``None``.
+        kind: Counter to bump: ``create``, ``query`` or ``batch_query``.
+        phase: ``create`` when the request may create a paid task.
+    """
+
+    method: str
+    url: str = attrs.field(repr=False)
+    label: str
+    body: bytes | None = attrs.field(repr=False, default=None)
+    kind: str
+    phase: Phase
+
+
+class Sender:
+    """Sends calls through a transport, one attempt or with read retries.
+
+    Args:
+        transport: The seam.
+        config: The session's configuration (key, caps, retry policy).
+        redactor: Scrubs gateway text.
+    """
+
+    def __init__(self, transport: Transport, config: ClientConfig, redactor: Redactor) -> None:
+        self.transport = transport
+        self.config = config
+        self.redactor = redactor
+        self.closed = False
+        self.limiter = (
+            RateLimiter(
+                config.max_requests_per_second, burst=max(1, int(config.max_requests_per_second))
+            )
+            if config.max_requests_per_second
+            else None
+        )
+        #: Requests sent (every attempt), by kind.
+        self.request_counts: dict[str, int] = {
+            "create": 0,
+            "query": 0,
+            "batch_query": 0,
+            "download": 0,
+        }
+
+    def __repr__(self) -> str:
+        return f"Sender(transport={type(self.transport).__name__}, closed={self.closed})"
+
+    # --- one attempt, layer by layer ---------------------------------------------
+
+    async def send(self, call: Call, *, limiter: RateLimiter | None = None) -> Answer:
+        """One attempt: every layer, no retry.
+
+        Args:
+            call: The request.
+            limiter: A caller's request-rate limiter, besides the session's.
+
+        Returns:
+            The successful envelope.
+
+        Raises:
+            SessionClosedError: The session was closed.
+            TransportError: The exchange failed or the answer broke the protocol.
+            APIError: The gateway answered with an error.
+        """
+        self.check_open()
+        await self._rate_limit(limiter)
+        self.request_counts[call.kind] += 1
+        started = time.perf_counter()
+        try:
+            response = await self._exchange(call, self._authorize(call))
+            answer = self._decode(call, response)
+        except KlingError as exc:
+            self._log_failure(call, exc, time.perf_counter() - started)
+            raise
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> ok request_id=%s %.3fs",
+                call.method,
+                call.label,
+                answer.request_id,
+                time.perf_counter() - started,
+            )
+        return answer
+
+    def check_open(self) -> None:
+        """Raise if the session was closed.
+
+        Raises:
+            SessionClosedError: :meth:`KlingSession.aclose` was called.
+        """
+        if self.closed:
+            raise SessionClosedError("the session is closed; open a new KlingSession")
+
+    async def _rate_limit(self, limiter: RateLimiter | None) -> None:
+        if limiter is not None:
+            await limiter.acquire()
+        if self.limiter is not None:
+            await self.limiter.acquire()
+
+    def _authorize(self, call: Call) -> HTTPRequest:
+        headers: Mapping[str, str] = {
+            "Authorization": f"Bearer {self.config.api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        limits = self.config.limits
+        return HTTPRequest(
+            method=call.method,
+            url=call.url,
+            label=call.label,
+            headers=headers,
+            body=call.body,
+            timeout=self.config.timeouts.request,
+            max_answer_bytes=limits.max_answer_bytes,
+            max_error_bytes=limits.max_error_bytes,
+        )
+
+    async def _exchange(self, call: Call, request: HTTPRequest) -> HTTPResponse:
+        """The seam. A transport's own foreign exception is described, never chained."""
+        failure: TransportError | None = None
+        try:
+            return await self.transport.send(request)
+        except KlingError:
+            raise
+        except Exception as exc:  # a custom transport broke its contract
+            name = type(exc).__name__
+            failure = TransportError(
+                f"transport failed: {name}", method=call.method, path=call.label, foreign_type=name
+            )
+        raise failure
+
+    def _decode(self, call: Call, response: HTTPResponse) -> Answer:
+        return decode_answer(
+            response,
+            method=call.method,
+            label=call.label,
+            phase=call.phase,
+            limits=self.config.limits,
+            redactor=self.redactor,
+            max_retry_after=self.config.retry.max_retry_after,
+        )
+
+    def _log_failure(self, call: Call, exc: KlingError, elapsed: float) -> None:
+        level = logging.WARNING if isinstance(exc, TransportError) else logging.INFO
+        logger.log(level, "%s %s failed after %.3fs: %s", call.method, call.label, elapsed, exc)
+
+    # --- retries ---------------------------------------------------------------------
+
+    async def pause(
+        self,
+        error: KlingError,
+        attempt: int,
+        policy: RetryPolicy,
+        *,
+        limiter: RateLimiter | None = None,
+        deadline: float | None = None,
+    ) -> bool:
+        """Sleep before another attempt: backoff or the server's hint, never past ``deadline``.
+
+        Args:
+            error: The failure.
+            attempt: Attempts made so far.
+            policy: The retry policy.
+            limiter: A caller's limiter to pause too on a 1302.
+            deadline: The caller's deadline (``time.monotonic()`` scale), if any.
+
+        Returns:
+            ``False`` when the deadline leaves no time for another attempt.
+        """
+        delay = pause_seconds(
+            backoff_delay(
+                attempt,
+                initial=policy.initial_delay,
+                maximum=policy.max_delay,
+                multiplier=policy.multiplier,
+            ),
+            getattr(error, "retry_after", None),
+            remaining=None if deadline is None else deadline - time.monotonic(),
+        )
+        if delay is None:
+            return False
+        if isinstance(error, RateLimitedError):
+            for lim in (limiter, self.limiter):
+                if lim is not None:
+                    lim.pause(delay)
+        logger.info(
+            "retrying %s in %.2fs (attempt %d): %s",
+            getattr(error, "path", ""),
+            delay,
+            attempt,
+            error,
+        )
+        await anyio.sleep(delay)
+        return True
+
+    async def read(
+        self,
+        call: Call,
+        *,
+        limiter: RateLimiter | None = None,
+        deadline: float | None = None,
+    ) -> Answer:
+        """Send a call that creates nothing, retrying every transient failure.
+
+        Args:
+            call: The request (``phase="read"``).
+            limiter: A caller's request-rate limiter.
+            deadline: No pause outlives it (``time.monotonic()`` scale).
+
+        Returns:
+            The successful envelope.
+
+        Raises:
+            KlingError: The last failure, once it is not transient, the retry budget
+                is spent or the deadline has come.
+        """
+        policy = self.config.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            error: KlingError | None = None
+            try:
+                return await self.send(call, limiter=limiter)
+            except KlingError as exc:
+                error = exc
+            if (
+                classify(error, phase="read") not in _READ_RETRY
+                or attempt >= policy.max_attempts
+                or not await self.pause(
+                    error, attempt, policy, limiter=limiter, deadline=deadline
+                )
+            ):
+                raise error
