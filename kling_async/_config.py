@@ -209,9 +209,7 @@ class ClientConfig:
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     poll: PollPolicy = attrs.field(factory=PollPolicy)
     validate: bool = True
-    max_requests_per_second: float | None = attrs.field(
-        default=None, validator=_optional_positive
-    )
+    max_requests_per_second: float | None = attrs.field(default=None, validator=_optional_positive)
     limits: Limits = attrs.field(factory=Limits)
     max_running: int | None = attrs.field(default=None, validator=_optional_positive)
     slot_ttl: float = attrs.field(default=3600.0, validator=[_positive, _finite])

@@ -46,9 +46,7 @@ ROUTE_HINT = (
     f"({ENV_BASE_URL} / {ENV_TURBO_BASE_URL}); their values are never shown"
 )
 ACCOUNT_HINT = "The account cannot take paid work now: check its balance and resource packs"
-LOOKUP_404_HINT = (
-    f"If every lookup answers this, check {ENV_ENDPOINT_PATH} and the base URL"
-)
+LOOKUP_404_HINT = f"If every lookup answers this, check {ENV_ENDPOINT_PATH} and the base URL"
 
 _HINTS = {
     Verdict.HALT_KEY: KEY_HINT,

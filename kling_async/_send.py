@@ -275,8 +275,6 @@ class Sender:
             if (
                 classify(error, phase="read") not in _READ_RETRY
                 or attempt >= policy.max_attempts
-                or not await self.pause(
-                    error, attempt, policy, limiter=limiter, deadline=deadline
-                )
+                or not await self.pause(error, attempt, policy, limiter=limiter, deadline=deadline)
             ):
                 raise error

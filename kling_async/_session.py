@@ -573,9 +573,7 @@ class KlingSession(TypedFamilies):
                 error = exc
             if classify(error, phase="read") is not Verdict.NOT_FOUND:
                 raise error
-        raise NotFoundError(
-            f"no family knows task {ident!r}", http_status=404, code=1203, path=""
-        )
+        raise NotFoundError(f"no family knows task {ident!r}", http_status=404, code=1203, path="")
 
     async def _get_on(
         self,

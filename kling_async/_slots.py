@@ -143,9 +143,7 @@ class SlotPool:
             self._queue.remove(token)
             self._notify()  # the next in line may fit now
 
-    def bind(
-        self, lease: SlotLease, *, task_id: str | None, external_task_id: str | None
-    ) -> None:
+    def bind(self, lease: SlotLease, *, task_id: str | None, external_task_id: str | None) -> None:
         """Tie a lease to its task, so observing the task ending gives it back.
 
         Also starts the lease's time to live.

@@ -179,9 +179,7 @@ def _translate(
             foreign_type=name,
         )
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return ConnectError(
-            "connecting timed out", method=method, path=label, foreign_type=name
-        )
+        return ConnectError("connecting timed out", method=method, path=label, foreign_type=name)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return RequestTimeoutError(
             f"no answer within {timeout:g} s", method=method, path=label, foreign_type=name
