@@ -1,16 +1,16 @@
-"""Session behaviour at the transport seam, with aioresponses standing in for the gateway."""
+"""Session behaviour at the transport seam, with a scripted MockTransport as the gateway."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
+import attrs
 import pytest
-from aioresponses import CallbackResult, aioresponses
-from yarl import URL
 
 import kling_async._session as session_module
 from kling_async._config import ClientConfig, PollPolicy, RetryPolicy
@@ -24,12 +24,14 @@ from kling_async._errors import (
     ContentPolicyError,
     CreateOutcomeUnknownError,
     InvalidRequestError,
+    KlingError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
     ResponseDecodeError,
     ServerError,
     TaskFailedError,
+    TransportError,
     ValidationError,
     WaitTimeoutError,
 )
@@ -42,12 +44,100 @@ from kling_async._models import (
 )
 from kling_async._session import KlingSession
 from kling_async._task import TaskStatus
+from kling_async._transport import HTTPRequest, HTTPResponse
+from kling_async.testing import MockTransport
 
 BASE = "http://kling.test"
 TURBO = "http://turbo.kling.test"
 KEY = "canary-key-0123456789abcdef"
 ROOT = f"{BASE}/v1/ai/ep-1/kling/"
 T2V = ROOT + "videos/text2video"
+
+
+@attrs.define
+class _Route:
+    method: str
+    url: str | re.Pattern[str]
+    response: HTTPResponse | None
+    error: KlingError | None
+    repeat: bool
+
+    def matches(self, request: HTTPRequest) -> bool:
+        if request.method != self.method:
+            return False
+        if isinstance(self.url, str):
+            return request.url == self.url
+        return self.url.fullmatch(request.url) is not None
+
+
+class Gateway:
+    """Scripted answers by method and URL (exact or regex), each used once unless repeated."""
+
+    def __init__(self) -> None:
+        self.routes: list[_Route] = []
+        self.transport = MockTransport(self._handle)
+
+    def add(
+        self,
+        method: str,
+        url: str | re.Pattern[str],
+        *,
+        status: int = 200,
+        payload: Any = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        error: KlingError | None = None,
+        repeat: bool = False,
+    ) -> None:
+        response = None
+        if error is None:
+            if body is None:
+                response = HTTPResponse.from_json(payload, status=status, headers=headers)
+            else:
+                response = HTTPResponse(status=status, headers=dict(headers or {}), body=body)
+        self.routes.append(_Route(method, url, response, error, repeat))
+
+    def post(self, url: str | re.Pattern[str], **kwargs: Any) -> None:
+        self.add("POST", url, **kwargs)
+
+    def get(self, url: str | re.Pattern[str], **kwargs: Any) -> None:
+        self.add("GET", url, **kwargs)
+
+    def _handle(self, request: HTTPRequest) -> HTTPResponse:
+        for route in self.routes:
+            if route.matches(request):
+                if not route.repeat:
+                    self.routes.remove(route)
+                if route.error is not None:
+                    raise route.error
+                assert route.response is not None
+                return route.response
+        raise ConnectError(f"no scripted answer for {request.method} {request.label}")
+
+    def calls(self, method: str, url: str | None = None) -> list[HTTPRequest]:
+        return [
+            r
+            for r in self.transport.requests
+            if r.method == method and (url is None or r.url == url)
+        ]
+
+
+@pytest.fixture
+def gateway() -> Gateway:
+    """A scripted gateway behind a MockTransport."""
+    return Gateway()
+
+
+def _dropped() -> TransportError:
+    """What the aiohttp transport raises when the server drops the connection."""
+    return TransportError(
+        "connection failed: ServerDisconnectedError", foreign_type="ServerDisconnectedError"
+    )
+
+
+def _refused() -> ConnectError:
+    """What the aiohttp transport raises when the connection is refused."""
+    return ConnectError("cannot connect to kling.test:80 (Connection refused)")
 
 
 def _envelope(data: Any, *, code: int = 0, message: str = "SUCCEED") -> dict[str, Any]:
@@ -69,7 +159,7 @@ def _task(
     return data
 
 
-def _session(**retry: Any) -> KlingSession:
+def _session(gateway: Gateway, **retry: Any) -> KlingSession:
     config = ClientConfig(
         api_key=KEY,
         endpoint_path="ep-1",
@@ -77,46 +167,41 @@ def _session(**retry: Any) -> KlingSession:
         turbo_base_url=TURBO,
         retry=RetryPolicy(reconcile_grace=0.0, **retry),
     )
-    return KlingSession(config=config)
+    return KlingSession(config=config, transport=gateway.transport)
 
 
-def _calls(m: aioresponses, method: str, url: str) -> list[Any]:
-    return [
-        c
-        for (meth, u), calls in m.requests.items()
-        if meth == method and u == URL(url)
-        for c in calls
-    ]
+def _calls(gateway: Gateway, method: str, url: str) -> list[HTTPRequest]:
+    return gateway.calls(method, url)
 
 
-def _body(call: Any) -> dict[str, Any]:
-    data = call.kwargs["data"]
-    return dict(json.loads(data))
+def _body(call: HTTPRequest) -> dict[str, Any]:
+    assert call.body is not None
+    return dict(json.loads(call.body))
 
 
-async def test_create_sends_the_body_with_a_generated_external_id(mock_http: aioresponses) -> None:
+async def test_create_sends_the_body_with_a_generated_external_id(gateway: Gateway) -> None:
     """A create POSTs the model's JSON plus an external_task_id and returns a normalised Task."""
-    mock_http.post(T2V, payload=_envelope(_task()))
-    async with _session() as s:
+    gateway.post(T2V, payload=_envelope(_task()))
+    async with _session(gateway) as s:
         task = await s.text_to_video.create(TextToVideoRequest(prompt="a cat", duration="5"))
-    (call,) = _calls(mock_http, "POST", T2V)
+    (call,) = _calls(gateway, "POST", T2V)
     body = _body(call)
     assert body["prompt"] == "a cat"
     assert body["duration"] == "5"
     assert re.fullmatch(r"ka-[0-9a-f]{32}", body["external_task_id"])
-    assert call.kwargs["headers"]["Authorization"] == f"Bearer {KEY}"
+    assert call.headers["Authorization"] == f"Bearer {KEY}"
     assert task.id == "868602593017598033"
     assert task.status is TaskStatus.SUBMITTED
     assert task.external_id == body["external_task_id"]
     assert task.endpoint == "text2video"
 
 
-async def test_callers_external_id_is_kept(mock_http: aioresponses) -> None:
+async def test_callers_external_id_is_kept(gateway: Gateway) -> None:
     """An explicit external_task_id wins over the generated one."""
-    mock_http.post(T2V, payload=_envelope(_task()))
-    async with _session() as s:
+    gateway.post(T2V, payload=_envelope(_task()))
+    async with _session(gateway) as s:
         await s.create(TextToVideoRequest(prompt="x"), external_task_id="mine-1")
-    (call,) = _calls(mock_http, "POST", T2V)
+    (call,) = _calls(gateway, "POST", T2V)
     assert _body(call)["external_task_id"] == "mine-1"
 
 
@@ -144,12 +229,12 @@ ERROR_TABLE = [
 
 @pytest.mark.parametrize(("http", "code", "cls"), ERROR_TABLE)
 async def test_error_codes_map_to_typed_errors(
-    mock_http: aioresponses, http: int, code: int, cls: type[APIError]
+    gateway: Gateway, http: int, code: int, cls: type[APIError]
 ) -> None:
     """Each published code raises its class, carrying status, code, message and request_id."""
     url = T2V + "/t-1"
-    mock_http.get(url, status=http, payload=_envelope(None, code=code, message="boom"), repeat=True)
-    async with _session(max_attempts=1) as s:
+    gateway.get(url, status=http, payload=_envelope(None, code=code, message="boom"), repeat=True)
+    async with _session(gateway, max_attempts=1) as s:
         with pytest.raises(cls) as info:
             await s.get("text2video", "t-1")
     err = info.value
@@ -161,42 +246,40 @@ async def test_error_codes_map_to_typed_errors(
     [(401, AuthenticationError), (404, NotFoundError), (429, RateLimitedError), (502, ServerError)],
 )
 async def test_http_status_decides_when_the_body_has_no_code(
-    mock_http: aioresponses, http: int, cls: type[APIError]
+    gateway: Gateway, http: int, cls: type[APIError]
 ) -> None:
     """Without an envelope code the HTTP status picks the class."""
-    mock_http.get(T2V + "/t-1", status=http, body="<html>nope</html>", content_type="text/html")
-    async with _session(max_attempts=1) as s:
+    gateway.get(T2V + "/t-1", status=http, body=b"<html>nope</html>")
+    async with _session(gateway, max_attempts=1) as s:
         with pytest.raises(cls) as info:
             await s.get("text2video", "t-1")
     assert info.value.code is None
 
 
-async def test_query_retries_transient_failures(mock_http: aioresponses, no_delays: None) -> None:
+async def test_query_retries_transient_failures(gateway: Gateway, no_delays: None) -> None:
     """A query survives a 503, a 1302 and a dropped connection, then succeeds."""
     url = T2V + "/t-1"
-    mock_http.get(url, status=503, payload=_envelope(None, code=5001))
-    mock_http.get(url, status=429, payload=_envelope(None, code=1302))
-    mock_http.get(url, exception=aiohttp.ServerDisconnectedError())
-    mock_http.get(url, payload=_envelope(_task("succeed")))
-    async with _session() as s:
+    gateway.get(url, status=503, payload=_envelope(None, code=5001))
+    gateway.get(url, status=429, payload=_envelope(None, code=1302))
+    gateway.get(url, error=_dropped())
+    gateway.get(url, payload=_envelope(_task("succeed")))
+    async with _session(gateway) as s:
         task = await s.get("text2video", "t-1")
     assert task.status is TaskStatus.SUCCEED
-    assert len(_calls(mock_http, "GET", url)) == 4
+    assert len(_calls(gateway, "GET", url)) == 4
 
 
-async def test_retry_budget_bounds_attempts(mock_http: aioresponses, no_delays: None) -> None:
+async def test_retry_budget_bounds_attempts(gateway: Gateway, no_delays: None) -> None:
     """After max_attempts the last error is raised."""
     url = T2V + "/t-1"
-    mock_http.get(url, status=500, payload=_envelope(None, code=5000), repeat=True)
-    async with _session(max_attempts=3) as s:
+    gateway.get(url, status=500, payload=_envelope(None, code=5000), repeat=True)
+    async with _session(gateway, max_attempts=3) as s:
         with pytest.raises(ServerError):
             await s.get("text2video", "t-1")
-    assert len(_calls(mock_http, "GET", url)) == 3
+    assert len(_calls(gateway, "GET", url)) == 3
 
 
-async def test_retry_after_is_honoured(
-    mock_http: aioresponses, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_retry_after_is_honoured(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
     """A Retry-After header sets the minimum wait before the next attempt."""
     slept: list[float] = []
 
@@ -205,129 +288,124 @@ async def test_retry_after_is_honoured(
 
     monkeypatch.setattr(session_module.anyio, "sleep", fake_sleep)
     url = T2V + "/t-1"
-    mock_http.get(url, status=429, payload=_envelope(None, code=1302), headers={"Retry-After": "7"})
-    mock_http.get(url, payload=_envelope(_task()))
-    async with _session(initial_delay=0.01, max_delay=0.01) as s:
+    gateway.get(url, status=429, payload=_envelope(None, code=1302), headers={"Retry-After": "7"})
+    gateway.get(url, payload=_envelope(_task()))
+    async with _session(gateway, initial_delay=0.01, max_delay=0.01) as s:
         await s.get("text2video", "t-1")
     assert slept == [7.0]
 
 
-async def test_garbage_body_is_a_decode_error(mock_http: aioresponses) -> None:
+async def test_garbage_body_is_a_decode_error(gateway: Gateway) -> None:
     """An HTML page with status 200 raises ResponseDecodeError, not a crash."""
-    mock_http.get(
-        T2V + "/t-1", status=200, body="<html>maintenance</html>", content_type="text/html"
-    )
-    async with _session(max_attempts=1) as s:
+    gateway.get(T2V + "/t-1", status=200, body=b"<html>maintenance</html>")
+    async with _session(gateway, max_attempts=1) as s:
         with pytest.raises(ResponseDecodeError):
             await s.get("text2video", "t-1")
 
 
 async def test_create_after_dropped_connection_finds_the_task(
-    mock_http: aioresponses, no_delays: None
+    gateway: Gateway, no_delays: None
 ) -> None:
     """A create whose connection drops is looked up by external id, never POSTed twice."""
-    mock_http.post(T2V, exception=aiohttp.ServerDisconnectedError())
-    mock_http.get(re.compile(re.escape(T2V) + r"/ka-.*"), payload=_envelope(_task("processing")))
-    async with _session() as s:
+    gateway.post(T2V, error=_dropped())
+    gateway.get(re.compile(re.escape(T2V) + r"/ka-.*"), payload=_envelope(_task("processing")))
+    async with _session(gateway) as s:
         task = await s.text_to_video.create(TextToVideoRequest(prompt="x"))
-    assert len(_calls(mock_http, "POST", T2V)) == 1
+    assert len(_calls(gateway, "POST", T2V)) == 1
     assert task.status is TaskStatus.PROCESSING
     assert task.external_id is not None
 
 
 async def test_create_recreates_only_after_confirmed_absence(
-    mock_http: aioresponses, no_delays: None
+    gateway: Gateway, no_delays: None
 ) -> None:
     """After a 500 and a 'not found' lookup, the same external id is POSTed again."""
-    mock_http.post(T2V, status=500, payload=_envelope(None, code=5000))
-    mock_http.get(
+    gateway.post(T2V, status=500, payload=_envelope(None, code=5000))
+    gateway.get(
         re.compile(re.escape(T2V) + r"/ka-.*"), status=404, payload=_envelope(None, code=1203)
     )
-    mock_http.post(T2V, payload=_envelope(_task()))
-    async with _session() as s:
+    gateway.post(T2V, payload=_envelope(_task()))
+    async with _session(gateway) as s:
         await s.text_to_video.create(TextToVideoRequest(prompt="x"))
-    first, second = _calls(mock_http, "POST", T2V)
+    first, second = _calls(gateway, "POST", T2V)
     assert _body(first)["external_task_id"] == _body(second)["external_task_id"]
 
 
 async def test_unreconcilable_create_stops_instead_of_paying_twice(
-    mock_http: aioresponses, no_delays: None
+    gateway: Gateway, no_delays: None
 ) -> None:
     """If the lookup itself keeps failing, CreateOutcomeUnknownError carries the external id."""
-    mock_http.post(T2V, exception=aiohttp.ServerDisconnectedError())
-    mock_http.get(
+    gateway.post(T2V, error=_dropped())
+    gateway.get(
         re.compile(re.escape(T2V) + r"/ka-.*"),
         status=403,
         payload=_envelope(None, code=1103),
         repeat=True,
     )
-    async with _session() as s:
+    async with _session(gateway) as s:
         with pytest.raises(CreateOutcomeUnknownError) as info:
             await s.text_to_video.create(TextToVideoRequest(prompt="x"))
     assert info.value.external_task_id.startswith("ka-")
-    assert len(_calls(mock_http, "POST", T2V)) == 1
+    assert len(_calls(gateway, "POST", T2V)) == 1
 
 
 async def test_connection_refused_create_is_simply_retried(
-    mock_http: aioresponses, no_delays: None
+    gateway: Gateway, no_delays: None
 ) -> None:
     """A create that never left (connect error) is retried without a lookup."""
-    os_error = OSError(111, "Connection refused")
-    key = aiohttp.client_reqrep.ConnectionKey("kling.test", 80, False, True, None, None, None)
-    mock_http.post(T2V, exception=aiohttp.ClientConnectorError(key, os_error))
-    mock_http.post(T2V, payload=_envelope(_task()))
-    async with _session() as s:
+    gateway.post(T2V, error=_refused())
+    gateway.post(T2V, payload=_envelope(_task()))
+    async with _session(gateway) as s:
         await s.text_to_video.create(TextToVideoRequest(prompt="x"))
-    assert len(_calls(mock_http, "POST", T2V)) == 2
-    assert not [k for k in mock_http.requests if k[0] == "GET"]
+    assert len(_calls(gateway, "POST", T2V)) == 2
+    assert not gateway.calls("GET")
 
 
-async def test_connect_error_type(mock_http: aioresponses) -> None:
+async def test_connect_error_type(gateway: Gateway) -> None:
     """A refused connection surfaces as ConnectError with sent=False."""
-    key = aiohttp.client_reqrep.ConnectionKey("kling.test", 80, False, True, None, None, None)
-    mock_http.get(T2V + "/t", exception=aiohttp.ClientConnectorError(key, OSError(111, "refused")))
-    async with _session(max_attempts=1) as s:
+    gateway.get(T2V + "/t", error=_refused())
+    async with _session(gateway, max_attempts=1) as s:
         with pytest.raises(ConnectError) as info:
             await s.get("text2video", "t")
     assert info.value.sent is False
 
 
 async def test_concurrency_limit_on_create_can_be_left_to_the_caller(
-    mock_http: aioresponses,
+    gateway: Gateway,
 ) -> None:
     """With retry_concurrency_limited off, a 1303 is raised at once (the scheduler requeues)."""
-    mock_http.post(T2V, status=429, payload=_envelope(None, code=1303))
-    async with _session() as s:
+    gateway.post(T2V, status=429, payload=_envelope(None, code=1303))
+    async with _session(gateway) as s:
         with pytest.raises(ConcurrencyLimitedError):
             await s.create(
                 TextToVideoRequest(prompt="x"), retry=RetryPolicy(retry_concurrency_limited=False)
             )
-    assert len(_calls(mock_http, "POST", T2V)) == 1
+    assert len(_calls(gateway, "POST", T2V)) == 1
 
 
-async def test_invalid_request_is_refused_before_sending(mock_http: aioresponses) -> None:
+async def test_invalid_request_is_refused_before_sending(gateway: Gateway) -> None:
     """A request breaking documented limits raises ValidationError and sends nothing."""
-    async with _session() as s:
+    async with _session(gateway) as s:
         with pytest.raises(ValidationError) as info:
             await s.create(TextToVideoRequest(prompt="x" * 2501, cfg_scale=3))
     paths = {p.path for p in info.value.problems}
     assert {"prompt", "cfg_scale"} <= paths
-    assert not mock_http.requests
+    assert not gateway.transport.requests
 
 
-async def test_validation_can_be_turned_off(mock_http: aioresponses) -> None:
+async def test_validation_can_be_turned_off(gateway: Gateway) -> None:
     """validate=False sends what the server will judge itself."""
-    mock_http.post(T2V, payload=_envelope(_task()))
+    gateway.post(T2V, payload=_envelope(_task()))
     config = ClientConfig(api_key=KEY, endpoint_path="ep-1", base_url=BASE, validate=False)
-    async with KlingSession(config=config) as s:
+    async with KlingSession(config=config, transport=gateway.transport) as s:
         await s.create(TextToVideoRequest(prompt="x" * 2501))
-    assert len(_calls(mock_http, "POST", T2V)) == 1
+    assert len(_calls(gateway, "POST", T2V)) == 1
 
 
-async def test_turbo_create_and_batch_query(mock_http: aioresponses) -> None:
+async def test_turbo_create_and_batch_query(gateway: Gateway) -> None:
     """Turbo creates go to the turbo host and queries use GET tasks with many ids."""
     turbo_root = f"{TURBO}/v1/ai/ep-1/kling/"
-    mock_http.post(
+    gateway.post(
         turbo_root + "videos/text-to-video/kling-3.0-turbo",
         payload=_envelope(
             {"id": "901", "status": "submitted", "message": "", "create_time": 1, "update_time": 1}
@@ -347,8 +425,8 @@ async def test_turbo_create_and_batch_query(mock_http: aioresponses) -> None:
         },
         {"id": "902", "status": "processing", "message": ""},
     ]
-    mock_http.get(re.compile(re.escape(turbo_root + "tasks") + r"\?.*"), payload=_envelope(listing))
-    async with _session() as s:
+    gateway.get(re.compile(re.escape(turbo_root + "tasks") + r"\?.*"), payload=_envelope(listing))
+    async with _session(gateway) as s:
         created = await s.turbo_text_to_video.create(
             TurboTextToVideoRequest(prompt="dog", options=TurboOptions(external_task_id="e1"))
         )
@@ -358,17 +436,16 @@ async def test_turbo_create_and_batch_query(mock_http: aioresponses) -> None:
     assert [t.status for t in tasks] == [TaskStatus.SUCCEED, TaskStatus.PROCESSING]
     assert tasks[0].videos[0].duration == pytest.approx(5.041)
     assert tasks[0].units == 5.0
-    (call,) = [c for (m, u), cs in mock_http.requests.items() if m == "GET" for c in cs]
-    query_url = next(u for (m, u) in mock_http.requests if m == "GET")
-    assert query_url.query["task_ids"] == "901,902"
+    (call,) = gateway.calls("GET")
+    assert parse_qs(urlsplit(call.url).query)["task_ids"] == ["901,902"]
     assert call is not None
 
 
-async def test_wait_polls_until_terminal(mock_http: aioresponses, no_delays: None) -> None:
+async def test_wait_polls_until_terminal(gateway: Gateway, no_delays: None) -> None:
     """wait() polls through processing to succeed and returns the outputs."""
     url = T2V + "/t-1"
-    mock_http.get(url, payload=_envelope(_task("processing", "t-1")))
-    mock_http.get(
+    gateway.get(url, payload=_envelope(_task("processing", "t-1")))
+    gateway.get(
         url,
         payload=_envelope(
             _task(
@@ -379,7 +456,7 @@ async def test_wait_polls_until_terminal(mock_http: aioresponses, no_delays: Non
             )
         ),
     )
-    async with _session() as s:
+    async with _session(gateway) as s:
         created = session_module.parse_task("text2video", _task("submitted", "t-1"))
         task = await s.wait(created)
     assert task.succeeded
@@ -387,14 +464,12 @@ async def test_wait_polls_until_terminal(mock_http: aioresponses, no_delays: Non
     assert task.urls == ("http://x/v.mp4",)
 
 
-async def test_wait_raises_or_returns_failed_tasks(
-    mock_http: aioresponses, no_delays: None
-) -> None:
+async def test_wait_raises_or_returns_failed_tasks(gateway: Gateway, no_delays: None) -> None:
     """A failed task raises TaskFailedError, or is returned when raise_on_failure=False."""
     url = T2V + "/t-1"
     failed = _envelope(_task("failed", "t-1", task_status_msg="Image format is invalid"))
-    mock_http.get(url, payload=failed, repeat=True)
-    async with _session() as s:
+    gateway.get(url, payload=failed, repeat=True)
+    async with _session(gateway) as s:
         start = session_module.parse_task("text2video", _task("submitted", "t-1"))
         with pytest.raises(TaskFailedError) as info:
             await s.wait(start)
@@ -403,20 +478,20 @@ async def test_wait_raises_or_returns_failed_tasks(
     assert task.failed
 
 
-async def test_wait_deadline(mock_http: aioresponses) -> None:
+async def test_wait_deadline(gateway: Gateway) -> None:
     """wait() raises WaitTimeoutError with the last state when its deadline passes."""
-    mock_http.get(T2V + "/t-1", payload=_envelope(_task("processing", "t-1")), repeat=True)
+    gateway.get(T2V + "/t-1", payload=_envelope(_task("processing", "t-1")), repeat=True)
     policy = PollPolicy(initial_delay=0.0, interval=0.01, max_interval=0.01, jitter=0.0)
-    async with _session() as s:
+    async with _session(gateway) as s:
         start = session_module.parse_task("text2video", _task("submitted", "t-1"))
         with pytest.raises(WaitTimeoutError) as info:
             await s.wait(start, poll=policy, timeout=0.05)
     assert info.value.task.status is TaskStatus.PROCESSING
 
 
-async def test_identify_face_is_synchronous(mock_http: aioresponses) -> None:
+async def test_identify_face_is_synchronous(gateway: Gateway) -> None:
     """identify-face returns the session id and faces directly."""
-    mock_http.post(
+    gateway.post(
         ROOT + "videos/identify-face",
         payload=_envelope(
             {
@@ -432,29 +507,26 @@ async def test_identify_face_is_synchronous(mock_http: aioresponses) -> None:
             }
         ),
     )
-    async with _session() as s:
+    async with _session(gateway) as s:
         result = await s.identify_face(IdentifyFaceRequest(video_id="811673266024099926"))
     assert result.session_id == "811680659520897082"
     assert result.faces[0].end_time == 5300
 
 
-async def test_secrets_never_leak(
-    mock_http: aioresponses, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_secrets_never_leak(gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
     """The key, the Authorization header and base64 payloads appear in no log, repr or error."""
     caplog.set_level(logging.DEBUG, logger="kling_async")
     b64 = "iVBORw0KGgoAAAANSUhEUgAAAAUAAAAFCAYAAACNbyblAAAAHElEQVQI12P4"
     seen: list[str] = []
 
-    def capture(url: URL, **kwargs: Any) -> CallbackResult:
-        return CallbackResult(
-            status=400, payload=_envelope(None, code=1201, message="image invalid")
-        )
-
-    mock_http.post(ROOT + "videos/image2video", callback=capture)
-    mock_http.get(T2V + "/t", status=401, payload=_envelope(None, code=1002, message="bad key"))
+    gateway.post(
+        ROOT + "videos/image2video",
+        status=400,
+        payload=_envelope(None, code=1201, message="image invalid"),
+    )
+    gateway.get(T2V + "/t", status=401, payload=_envelope(None, code=1002, message="bad key"))
     config = ClientConfig(api_key=KEY, endpoint_path="ep-1", base_url=BASE, validate=False)
-    async with KlingSession(config=config) as s:
+    async with KlingSession(config=config, transport=gateway.transport) as s:
         seen += [repr(s), repr(config), str(config)]
         with pytest.raises(InvalidRequestError) as e1:
             await s.create(ImageToVideoRequest(image=b64, prompt="p"))

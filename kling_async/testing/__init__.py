@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ._app import FakeGateway, run_fake_gateway
 from ._config import DEFAULT_FAULT_MIX, FAULT_SCOPES, FAULTS, FakeConfig
+from ._mock import MockHandler, MockTransport
 from ._server import (
     add_fake_server_arguments,
     config_from_args,
@@ -31,6 +32,8 @@ __all__ = [
     "FAULT_SCOPES",
     "FakeConfig",
     "FakeGateway",
+    "MockHandler",
+    "MockTransport",
     "add_fake_server_arguments",
     "config_from_args",
     "run_fake_gateway",
