@@ -1,12 +1,13 @@
-"""The README's Python snippets run as written, against the embedded fake gateway.
+"""The Python snippets of the README and the docs run as written, against the fake gateway.
 
-Each ```python block in README.md carries a marker on the line before it:
+Each ```python block in README.md and docs/**/*.md carries a marker on the line
+before it:
 
 - ``<!-- test: run -->``: a whole program; it runs in a fresh interpreter with the
   ``KLING_*`` variables pointing at a fake gateway on loopback,
 - ``<!-- test: pytest -->``: a test module; it runs under pytest with the
-  configuration of the block marked ``<!-- test: pytest-config -->``, as a user
-  would paste both,
+  configuration of the README's block marked ``<!-- test: pytest-config -->``, as a
+  user would paste both,
 - ``<!-- test: skip: REASON -->``: a fragment that cannot run alone, and why.
 
 A block without a marker fails the suite, so a new snippet cannot go untested by
@@ -30,6 +31,7 @@ from kling_async.testing import FakeConfig, FakeGateway, run_fake_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+SOURCES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 TIME_SCALE = 0.001
 
 _BLOCK = re.compile(
@@ -58,20 +60,29 @@ runpy.run_path(sys.argv[1], run_name="__main__")
 """
 
 
-def snippets(lang: str = "python") -> list[tuple[str, str, int]]:
-    """(marker, code, line) of every fenced block of a language in the README."""
-    text = README.read_text(encoding="utf-8")
+def snippets(lang: str = "python", source: Path | None = None) -> list[tuple[str, str, str]]:
+    """(marker, code, "file:line") of every fenced block of a language, in every source."""
     found = []
-    for match in _BLOCK.finditer(text):
-        if match.group("lang") == lang:
-            line = text.count("\n", 0, match.start("code"))
-            found.append(((match.group("marker") or "").strip(), match.group("code"), line))
+    for path in [source] if source is not None else SOURCES:
+        text = path.read_text(encoding="utf-8")
+        where = path.relative_to(ROOT).as_posix()
+        for match in _BLOCK.finditer(text):
+            if match.group("lang") == lang:
+                line = text.count("\n", 0, match.start("code"))
+                marker = (match.group("marker") or "").strip()
+                found.append((marker, match.group("code"), f"{where}:{line}"))
     return found
 
 
-def marked(marker: str) -> list[tuple[str, int]]:
-    """(code, line) of the Python blocks with this marker."""
-    return [(code, line) for m, code, line in snippets() if m == marker]
+def marked(marker: str) -> list[tuple[str, str]]:
+    """(code, "file:line") of the Python blocks with this marker."""
+    return [(code, where) for m, code, where in snippets() if m == marker]
+
+
+def pytest_config() -> str:
+    """The pytest configuration the README tells users to add."""
+    (config,) = [code for m, code, _ in snippets("toml", README) if m == "pytest-config"]
+    return config
 
 
 async def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> str:
@@ -121,42 +132,42 @@ def test_every_python_block_is_marked() -> None:
     """Each Python snippet says whether it runs, runs under pytest, or why it cannot."""
     blocks = snippets()
     assert blocks
-    for marker, _, line in blocks:
+    for marker, _, where in blocks:
         assert marker in ("run", "pytest") or marker.startswith("skip: "), (
-            f"README.md:{line}: mark the block run, pytest or 'skip: <reason>'"
+            f"{where}: mark the block run, pytest or 'skip: <reason>'"
         )
-    assert len(marked("run")) >= 4
-    assert len(marked("pytest")) == 1
+    readme = [m for m, _, _ in snippets(source=README)]
+    assert readme.count("run") >= 4
+    assert readme.count("pytest") == 1
 
 
 def test_pytest_config_block_turns_on_auto_mode() -> None:
     """The README says how to configure pytest-asyncio for the fixtures' tests."""
-    (config,) = [code for m, code, _ in snippets("toml") if m == "pytest-config"]
-    assert 'asyncio_mode = "auto"' in config
+    assert 'asyncio_mode = "auto"' in pytest_config()
 
 
-@pytest.mark.parametrize(
-    ("code", "line"), marked("run"), ids=[f"README.md:{line}" for _, line in marked("run")]
-)
+@pytest.mark.parametrize(("code", "where"), marked("run"), ids=[w for _, w in marked("run")])
 async def test_snippet_runs_against_the_fake(
-    code: str, line: int, fake: FakeGateway, tmp_path: Path
+    code: str, where: str, fake: FakeGateway, tmp_path: Path
 ) -> None:
-    """A runnable README snippet exits 0 against the fake, in an empty folder."""
-    script = tmp_path / f"snippet_{line}.py"
+    """A runnable snippet exits 0 against the fake, in an empty folder."""
+    script = tmp_path / "snippet.py"
     script.write_text(code, encoding="utf-8")
     bootstrap = tmp_path / "bootstrap.py"
     bootstrap.write_text(_BOOTSTRAP, encoding="utf-8")
     await run(sys.executable, str(bootstrap), str(script), cwd=tmp_path, env=snippet_env(fake))
 
 
-async def test_pytest_snippet_passes_with_the_readme_config(tmp_path: Path) -> None:
-    """The README's pytest example passes in a project configured as the README says."""
-    ((code, _),) = marked("pytest")
-    (config,) = [c for m, c, _ in snippets("toml") if m == "pytest-config"]
-    (tmp_path / "pyproject.toml").write_text(config, encoding="utf-8")
+@pytest.mark.parametrize(("code", "where"), marked("pytest"), ids=[w for _, w in marked("pytest")])
+async def test_pytest_snippet_passes_with_the_readme_config(
+    code: str, where: str, tmp_path: Path
+) -> None:
+    """A pytest example passes in a project configured as the README says."""
+    (tmp_path / "pyproject.toml").write_text(pytest_config(), encoding="utf-8")
     (tmp_path / "test_snippet.py").write_text(code, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KLING_", "PYTEST_"))}
     output = await run(
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path, env=env
     )
-    assert "3 passed" in output, output
+    tests = len(re.findall(r"^(?:async )?def test_", code, flags=re.M))
+    assert re.search(rf"^{tests} passed in ", output, flags=re.M), output
