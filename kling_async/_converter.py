@@ -1,25 +1,32 @@
-"""The one cattrs converter that owns the wire format.
+"""The one cattrs converter that owns the wire format, and the answer parsers.
 
-Requests unstructure to the exact JSON body (``None`` fields dropped, values as
-given). Responses structure leniently: numbers may arrive as strings, unknown
-fields are ignored, a missing or odd value becomes ``None`` rather than an error.
+Requests: a model unstructures to the exact JSON body (``None`` fields dropped,
+values as given); a JSON body structures into a model only when every value has
+the right JSON type: the converter refuses, it never coerces (``"false"`` stays
+refused rather than becoming ``True``, ``10.9`` is never truncated to ``10``).
+
+Answers: :func:`parse_task` and :func:`parse_face_session` read a task object
+tolerantly (numbers as strings, unknown fields, odd values dropped or kept in
+``raw``) but never raise anything but :class:`~kling_async.ResponseDecodeError`,
+and only when the task's id is missing or unusable.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
-from cattrs.strategies import configure_union_passthrough
 
 from . import _models
 from ._endpoints import Endpoint, Shape
-from ._errors import Problem, ValidationError
+from ._errors import ResponseDecodeError, ValidationError
+from ._models._json import field_kinds, shape_findings
 from ._task import (
     AudioOutput,
+    Charge,
     Face,
     FaceSession,
     ImageOutput,
@@ -41,53 +48,53 @@ __all__ = [
 T = TypeVar("T")
 
 converter = cattrs.Converter()
-configure_union_passthrough(Union[str, int, float, bool, None], converter)
 
 
 def _is_request_model(cls: Any) -> bool:
-    return attrs.has(cls) and getattr(cls, "__module__", "") == _models.__name__
+    return attrs.has(cls) and getattr(cls, "__module__", "").startswith(_models.__name__)
 
 
-converter.register_unstructure_hook_factory(
-    _is_request_model,
-    lambda cls: make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True),
-)
+def _unstructure(obj: Any) -> Any:
+    if attrs.has(type(obj)):
+        return {
+            name: _unstructure(value)
+            for name in field_kinds(type(obj))
+            if (value := getattr(obj, name)) is not None
+        }
+    if isinstance(obj, list):
+        return [_unstructure(item) for item in obj]
+    return obj
+
+
+def _build(cls: type[Any], obj: Mapping[str, Any]) -> Any:
+    """Build a model from a body whose shape was already checked."""
+    kwargs: dict[str, Any] = {}
+    for name, (kind, _) in field_kinds(cls).items():
+        if name not in obj or obj[name] is None:
+            continue
+        value = obj[name]
+        if kind.model is not None:
+            value = _build(kind.model, value)
+        elif kind.item is not None and kind.item.model is not None:
+            item_cls = kind.item.model
+            value = [_build(item_cls, item) for item in value]
+        elif kind.item is not None:
+            value = list(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _structure(obj: Any, cls: type[Any]) -> Any:
+    shape = shape_findings(cls, obj)
+    if shape.findings:
+        raise ValidationError(shape.findings, endpoint=cls.__name__)
+    return _build(cls, obj)
+
+
+converter.register_unstructure_hook_factory(_is_request_model, lambda _cls: _unstructure)
 converter.register_structure_hook_factory(
-    _is_request_model,
-    lambda cls: make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True),
+    _is_request_model, lambda cls: lambda obj, _: _structure(obj, cls)
 )
-
-
-def _lenient_float(value: Any, _: Any) -> float | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _lenient_int(value: Any, _: Any) -> int | None:
-    number = _lenient_float(value, None)
-    return None if number is None else int(number)
-
-
-def _lenient_str(value: Any, _: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-_OUTPUT_TYPES = (VideoOutput, ImageOutput, AudioOutput, ParentVideo, Face)
-# Output models get their own lenient primitive hooks so request structuring
-# (strict, used by the CLI) is not loosened.
-_lenient = cattrs.Converter()
-_lenient.register_structure_hook(Union[float, None], _lenient_float)
-_lenient.register_structure_hook(Union[int, None], _lenient_int)
-_lenient.register_structure_hook(Union[str, None], _lenient_str)
-_lenient.register_structure_hook(str, lambda v, _: "" if v is None else str(v))
-for _cls in _OUTPUT_TYPES:
-    converter.register_structure_hook(_cls, make_dict_structure_fn(_cls, _lenient))
 
 
 def to_payload(request: _models.Request) -> dict[str, Any]:
@@ -97,14 +104,18 @@ def to_payload(request: _models.Request) -> dict[str, Any]:
         request: A request model instance.
 
     Returns:
-        The body as a JSON-ready dict.
+        The body as a JSON-ready dict, values exactly as given.
     """
     result: dict[str, Any] = converter.unstructure(request)
     return result
 
 
 def request_from_payload(request_type: type[T], payload: Mapping[str, Any]) -> T:
-    """Build a request model from a JSON body (used by the CLI's JSONL input).
+    """Build a request model from a JSON body, refusing (never coercing) wrong types.
+
+    Only the body's shape is checked here (JSON types, unknown and missing
+    fields); the family's rules are checked by
+    :func:`kling_async._validation.validate_request` or ``build_payload``.
 
     Args:
         request_type: The model class.
@@ -114,168 +125,264 @@ def request_from_payload(request_type: type[T], payload: Mapping[str, Any]) -> T
         The model instance.
 
     Raises:
-        ValidationError: A field is unknown or of the wrong type; every problem is
-            listed with its path.
+        ValidationError: A field is unknown (with a did-you-mean hint) or of the
+            wrong JSON type; every problem is listed with its path.
     """
-    try:
-        return converter.structure(dict(payload), request_type)
-    except cattrs.ClassValidationError as exc:
-        problems = [
-            Problem(path=path.lstrip("$.") or "(body)", message=_describe(err))
-            for err, path in _flatten(exc, "$")
-        ]
-        raise ValidationError(problems, endpoint=request_type.__name__) from None
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            [Problem("(body)", str(exc))], endpoint=request_type.__name__
-        ) from None
+    result: T = converter.structure(payload, request_type)
+    return result
 
 
-def _flatten(exc: BaseException, path: str) -> list[tuple[BaseException, str]]:
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return [(exc, f"{path}.{key}") for key in sorted(exc.extra_fields)]
-    if isinstance(exc, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
-        out: list[tuple[BaseException, str]] = []
-        for sub in exc.exceptions:
-            note = next(
-                (
-                    n
-                    for n in getattr(sub, "__notes__", [])
-                    if hasattr(n, "name") or hasattr(n, "index")
-                ),
-                None,
-            )
-            sub_path = path
-            if note is not None and hasattr(note, "name"):
-                sub_path = f"{path}.{note.name}"
-            elif note is not None and hasattr(note, "index"):
-                sub_path = f"{path}[{note.index}]"
-            out.extend(_flatten(sub, sub_path))
-        return out
-    return [(exc, path)]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return "unknown field"
-    if isinstance(exc, KeyError):
-        return "required field is missing"
-    return f"wrong type ({exc})"
-
-
-def _tuple_of(cls: type[T], value: Any) -> tuple[T, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(converter.structure(item, cls) for item in value if isinstance(item, Mapping))
-
-
-def _str_or_none(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)
+# --- answers -------------------------------------------------------------------------------
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _classic_task(endpoint: str, data: Mapping[str, Any]) -> Task:
-    info: Mapping[str, Any] = _mapping(data.get("task_info"))
-    result: Mapping[str, Any] = _mapping(data.get("task_result"))
+def _text(value: Any) -> str | None:
+    """A string, or an integer id written as digits; ``None`` for anything else."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # beyond the int-to-str digit limit
+            return None
+    return None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    if number is None or not number.is_integer():
+        return None
+    return int(number)
+
+
+def _video(item: Mapping[str, Any]) -> VideoOutput:
+    return VideoOutput(
+        id=_text(item.get("id")),
+        url=_text(item.get("url")),
+        duration=_float(item.get("duration")),
+        watermark_url=_text(item.get("watermark_url")),
+    )
+
+
+def _image(item: Mapping[str, Any], position: int) -> ImageOutput:
+    index = _int(item.get("index"))
+    return ImageOutput(
+        index=position if index is None else index,
+        url=_text(item.get("url")),
+        watermark_url=_text(item.get("watermark_url")),
+    )
+
+
+def _audio(item: Mapping[str, Any]) -> AudioOutput:
+    return AudioOutput(
+        id=_text(item.get("id")),
+        url=_text(item.get("url")),
+        duration=_float(item.get("duration")),
+        url_mp3=_text(item.get("url_mp3")),
+        url_wav=_text(item.get("url_wav")),
+        duration_mp3=_float(item.get("duration_mp3")),
+        duration_wav=_float(item.get("duration_wav")),
+    )
+
+
+def _entries(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _watermark(value: Any) -> _models.WatermarkInfo | None:
+    if not isinstance(value, Mapping):
+        return None
+    enabled = value.get("enabled")
+    return _models.WatermarkInfo(enabled=enabled if isinstance(enabled, bool) else None)
+
+
+def _first(data: Mapping[str, Any], result: Mapping[str, Any], key: str) -> Any:
+    value = data.get(key)
+    return result.get(key) if value is None or value == "" else value
+
+
+def _task_id(data: Mapping[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = data.get(key)
+        if value is None or value == "":
+            continue
+        text = _text(value)
+        if text is None:
+            raise ResponseDecodeError(f"the task's {key} is not a string or an integer")
+        return text
+    raise ResponseDecodeError(f"the task object has no {' or '.join(keys)}")
+
+
+def _classic_task(
+    endpoint: str, data: Mapping[str, Any], request_id: str | None, external_id: str | None
+) -> Task:
+    info = _mapping(data.get("task_info"))
+    result = _mapping(data.get("task_result"))
     parent = info.get("parent_video")
-    raw_status = str(data.get("task_status") or "")
+    raw_status = data.get("task_status")
+    try:
+        task_id = _task_id(data, "task_id")
+    except ResponseDecodeError:
+        task_id = _task_id(info, "task_id")  # seed 003 puts it in task_info once
     return Task(
-        id=str(data.get("task_id") or info.get("task_id") or ""),
+        id=task_id,
         endpoint=endpoint,
         status=TaskStatus.parse(raw_status),
-        raw_status=raw_status,
-        external_id=_str_or_none(info.get("external_task_id") or data.get("external_task_id")),
-        message=str(data.get("task_status_msg") or ""),
-        created_at=ms_to_datetime(data.get("created_at")),
-        updated_at=ms_to_datetime(data.get("updated_at")),
-        videos=_tuple_of(VideoOutput, result.get("videos")),
-        images=_tuple_of(ImageOutput, result.get("images")),
-        series_images=_tuple_of(ImageOutput, result.get("series_images")),
-        audios=_tuple_of(AudioOutput, result.get("audios")),
-        units=_lenient_float(data.get("final_unit_deduction"), None),
-        parent_video=converter.structure(parent, ParentVideo)
+        raw_status=raw_status if isinstance(raw_status, str) else "",
+        external_id=_text(info.get("external_task_id"))
+        or _text(data.get("external_task_id"))
+        or external_id,
+        message=_text(data.get("task_status_msg")) or "",
+        # Seeds 003/004 print the times inside task_result; the others beside it.
+        created_at=ms_to_datetime(_first(data, result, "created_at")),
+        updated_at=ms_to_datetime(_first(data, result, "updated_at")),
+        videos=tuple(_video(v) for v in _entries(result.get("videos"))),
+        images=tuple(_image(v, i) for i, v in enumerate(_entries(result.get("images")))),
+        series_images=tuple(
+            _image(v, i) for i, v in enumerate(_entries(result.get("series_images")))
+        ),
+        audios=tuple(_audio(v) for v in _entries(result.get("audios"))),
+        units=_float(data.get("final_unit_deduction")),
+        parent_video=ParentVideo(
+            id=_text(parent.get("id")),
+            url=_text(parent.get("url")),
+            duration=_float(parent.get("duration")),
+        )
         if isinstance(parent, Mapping)
         else None,
+        request_id=request_id,
+        result_type=_text(result.get("result_type")),
+        watermark_info=_watermark(data.get("watermark_info")),
         raw=data,
     )
 
 
-def _turbo_task(endpoint: str, data: Mapping[str, Any]) -> Task:
+def _turbo_task(
+    endpoint: str, data: Mapping[str, Any], request_id: str | None, external_id: str | None
+) -> Task:
     videos: list[VideoOutput] = []
     images: list[ImageOutput] = []
     audios: list[AudioOutput] = []
-    outputs = data.get("outputs")
-    for item in outputs if isinstance(outputs, list) else ():
-        if not isinstance(item, Mapping):
-            continue
-        kind = str(item.get("type") or "video").lower()
+    for item in _entries(data.get("outputs")):
+        kind = item.get("type")
+        kind = kind.lower() if isinstance(kind, str) else "video"
         if kind == "image":
-            images.append(
-                converter.structure({"url": item.get("url"), "index": len(images)}, ImageOutput)
-            )
+            images.append(_image(item, len(images)))
         elif kind == "audio":
-            audios.append(converter.structure(item, AudioOutput))
+            audios.append(_audio(item))
         else:
-            videos.append(converter.structure(item, VideoOutput))
-    units: float | None = None
-    billing = data.get("billing")
-    for charge in billing if isinstance(billing, list) else ():
-        amount = _lenient_float(charge.get("amount"), None) if isinstance(charge, Mapping) else None
-        if amount is not None:
-            units = (units or 0.0) + amount
-    raw_status = str(data.get("status") or "")
+            videos.append(_video(item))
+    billing = tuple(
+        Charge(
+            amount=_float(charge.get("amount")),
+            charge_type=_text(charge.get("charge_type")),
+            package_type=_text(charge.get("package_type")),
+        )
+        for charge in _entries(data.get("billing"))
+    )
+    amounts = [c.amount for c in billing if c.amount is not None]
+    raw_status = data.get("status")
     return Task(
-        id=str(data.get("id") or data.get("task_id") or ""),
+        id=_task_id(data, "id", "task_id"),
         endpoint=endpoint,
         status=TaskStatus.parse(raw_status),
-        raw_status=raw_status,
-        external_id=_str_or_none(data.get("external_task_id") or data.get("external_id")),
-        message=str(data.get("message") or ""),
+        raw_status=raw_status if isinstance(raw_status, str) else "",
+        external_id=_text(data.get("external_id"))
+        or _text(data.get("external_task_id"))
+        or external_id,
+        message=_text(data.get("message")) or "",
         created_at=ms_to_datetime(data.get("create_time")),
         updated_at=ms_to_datetime(data.get("update_time")),
         videos=tuple(videos),
         images=tuple(images),
         audios=tuple(audios),
-        units=units,
+        units=math.fsum(amounts) if amounts else None,
+        request_id=request_id,
+        watermark_info=_watermark(data.get("watermark_info")),
+        billing=billing,
         raw=data,
     )
 
 
-def parse_task(endpoint: Endpoint | str, data: Mapping[str, Any]) -> Task:
+def parse_task(
+    endpoint: Endpoint | str,
+    data: Any,
+    *,
+    request_id: str | None = None,
+    external_id: str | None = None,
+) -> Task:
     """Normalise a task object (the envelope's ``data``, or a callback body).
 
     The shape is taken from the endpoint when given, else guessed from the keys.
+    Hostile input never raises a foreign exception: ill-typed optional fields are
+    dropped (the whole object stays in ``Task.raw``).
 
     Args:
         endpoint: The endpoint (or its name) the task belongs to.
         data: The task object.
+        request_id: The envelope's ``request_id``, kept on the task.
+        external_id: The ``external_task_id`` the caller used (turbo answers may
+            not repeat it), used when the object carries none.
 
     Returns:
         The task.
+
+    Raises:
+        ResponseDecodeError: ``data`` is not an object, or has no usable task id.
     """
+    if not isinstance(data, Mapping):
+        raise ResponseDecodeError("the task is not a JSON object")
     if isinstance(endpoint, Endpoint):
         name, turbo = endpoint.name, endpoint.shape is Shape.TURBO
     else:
         name, turbo = endpoint, "task_id" not in data and ("id" in data or "status" in data)
-    return _turbo_task(name, data) if turbo else _classic_task(name, data)
+    request_id = request_id if isinstance(request_id, str) and request_id else None
+    if turbo:
+        return _turbo_task(name, data, request_id, external_id)
+    return _classic_task(name, data, request_id, external_id)
 
 
-def parse_face_session(data: Mapping[str, Any]) -> FaceSession:
+def parse_face_session(data: Any) -> FaceSession:
     """Normalise identify-face's ``data``.
 
     Args:
         data: The envelope's ``data``.
 
     Returns:
-        The session id and faces.
+        The session id and faces (faces without an id are skipped).
+
+    Raises:
+        ResponseDecodeError: ``data`` is not an object or has no session id.
     """
-    return FaceSession(
-        session_id=str(data.get("session_id") or ""),
-        faces=_tuple_of(Face, data.get("face_data")),
-        raw=data,
-    )
+    if not isinstance(data, Mapping):
+        raise ResponseDecodeError("identify-face answer is not a JSON object")
+    session_id = _text(data.get("session_id"))
+    if session_id is None:
+        raise ResponseDecodeError("identify-face answer has no session_id")
+    faces = []
+    for item in _entries(data.get("face_data")):
+        face_id = _text(item.get("face_id"))
+        if face_id is None:
+            continue
+        faces.append(
+            Face(
+                face_id=face_id,
+                face_image=_text(item.get("face_image")),
+                start_time=_int(item.get("start_time")),
+                end_time=_int(item.get("end_time")),
+            )
+        )
+    return FaceSession(session_id=session_id, faces=tuple(faces), raw=data)

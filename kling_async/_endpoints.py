@@ -1,9 +1,20 @@
 """The endpoint table: the single source of truth for every family the API offers.
 
 The session, the fake gateway, the validation, the scheduler and the CLI all read
-this table, so an endpoint cannot be half-added. Each row says how to create a
-task (always ``POST`` to ``path``) and how to look one up (``GET path/{id}`` for
-the classic host, ``GET tasks?task_ids=...`` for the turbo host).
+this table, so an endpoint cannot be half-added. Each row says, for one family:
+
+* where it lives: ``path`` under ``/v1/ai/{endpoint_path}/kling/`` on ``host``; a
+  task is created with ``POST path`` and looked up with ``GET path/{id}`` (classic
+  host) or ``GET tasks?task_ids=...`` (turbo host). The fake gateway
+  (:mod:`kling_async.testing`) serves exactly these routes from this table;
+* the body: ``request_type``, the attrs model whose fields are the wire names;
+* its rules: ``rules``, the family's declarative table in :mod:`kling_async._rules`
+  (what each field allows, tier and seed source; ``docs/validation.md`` lists them);
+* whether the seeds document ``external_task_id`` for it (``accepts_external_id``):
+  the session only adds its own id, and only reconciles an unclear create by that
+  id, where they do.
+
+Adding a family means one row here, one request model and one rule table.
 """
 
 from __future__ import annotations
@@ -30,6 +41,22 @@ from ._models import (
     TurboOptions,
     TurboTextToVideoRequest,
     VideoExtendRequest,
+)
+from ._rules import (
+    AVATAR,
+    IDENTIFY_FACE,
+    IMAGE2VIDEO,
+    IMAGE_GENERATION,
+    LIP_SYNC,
+    MULTI_IMAGE2VIDEO,
+    OMNI_IMAGE,
+    OMNI_VIDEO,
+    TEXT2VIDEO,
+    TEXT_TO_AUDIO,
+    TURBO_IMAGE2VIDEO,
+    TURBO_TEXT2VIDEO,
+    VIDEO_EXTEND,
+    RuleTable,
 )
 
 __all__ = [
@@ -77,6 +104,11 @@ class Endpoint:
         shape: Response shape.
         request_type: The attrs model of its body.
         kind: ``video``, ``image``, ``audio`` or ``face``.
+        rules: The family's rule table (:mod:`kling_async._rules`).
+        accepts_external_id: Whether the seeds document ``external_task_id`` for
+            this family (``options.external_task_id`` on turbo). Where they do not
+            (video-extend, identify-face), the SDK adds no id of its own and cannot
+            look a task up by one.
         aliases: Other names accepted by :func:`endpoint_for`.
     """
 
@@ -86,6 +118,8 @@ class Endpoint:
     shape: Shape
     request_type: type[Any]
     kind: str
+    rules: RuleTable = attrs.field(repr=False)
+    accepts_external_id: bool = True
     aliases: tuple[str, ...] = ()
 
     @property
@@ -134,6 +168,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=TextToVideoRequest,
         kind="video",
+        rules=TEXT2VIDEO,
         aliases=("text-to-video",),
     ),
     Endpoint(
@@ -143,6 +178,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=ImageToVideoRequest,
         kind="video",
+        rules=IMAGE2VIDEO,
         aliases=("image-to-video",),
     ),
     Endpoint(
@@ -152,6 +188,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=OmniVideoRequest,
         kind="video",
+        rules=OMNI_VIDEO,
     ),
     Endpoint(
         name="video-extend",
@@ -160,6 +197,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=VideoExtendRequest,
         kind="video",
+        rules=VIDEO_EXTEND,
+        accepts_external_id=False,
     ),
     Endpoint(
         name="multi-image2video",
@@ -168,6 +207,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=MultiImageToVideoRequest,
         kind="video",
+        rules=MULTI_IMAGE2VIDEO,
         aliases=("multi-image-to-video",),
     ),
     Endpoint(
@@ -177,6 +217,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.FACE,
         request_type=IdentifyFaceRequest,
         kind="face",
+        rules=IDENTIFY_FACE,
+        accepts_external_id=False,
     ),
     Endpoint(
         name="lip-sync",
@@ -185,6 +227,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=LipSyncRequest,
         kind="video",
+        rules=LIP_SYNC,
         aliases=("advanced-lip-sync",),
     ),
     Endpoint(
@@ -194,6 +237,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=AvatarRequest,
         kind="video",
+        rules=AVATAR,
     ),
     Endpoint(
         name="image-generation",
@@ -202,6 +246,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=ImageGenerationRequest,
         kind="image",
+        rules=IMAGE_GENERATION,
         aliases=("generations", "images"),
     ),
     Endpoint(
@@ -211,6 +256,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=OmniImageRequest,
         kind="image",
+        rules=OMNI_IMAGE,
     ),
     Endpoint(
         name="text-to-audio",
@@ -219,6 +265,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.CLASSIC,
         request_type=TextToAudioRequest,
         kind="audio",
+        rules=TEXT_TO_AUDIO,
         aliases=("text2audio",),
     ),
     Endpoint(
@@ -228,6 +275,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.TURBO,
         request_type=TurboTextToVideoRequest,
         kind="video",
+        rules=TURBO_TEXT2VIDEO,
         aliases=("turbo-text-to-video",),
     ),
     Endpoint(
@@ -237,6 +285,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         shape=Shape.TURBO,
         request_type=TurboImageToVideoRequest,
         kind="video",
+        rules=TURBO_IMAGE2VIDEO,
         aliases=("turbo-image-to-video",),
     ),
 )

@@ -9,8 +9,11 @@ from typing import Any
 
 import attrs
 
+from ._models import WatermarkInfo
+
 __all__ = [
     "AudioOutput",
+    "Charge",
     "Face",
     "FaceSession",
     "ImageOutput",
@@ -47,7 +50,7 @@ class TaskStatus(str, enum.Enum):
         Returns:
             The member; ``UNKNOWN`` for anything unrecognised.
         """
-        text = str(value or "").strip().lower()
+        text = value.strip().lower() if isinstance(value, str) else ""
         return _STATUS_ALIASES.get(text, cls.UNKNOWN)
 
 
@@ -138,6 +141,21 @@ class ParentVideo:
 
 
 @attrs.frozen(kw_only=True)
+class Charge:
+    """One line of a turbo task's ``billing``.
+
+    Attributes:
+        amount: Units charged, as a number (``None`` when absent or unreadable).
+        charge_type: What the amount counts (``unit``...), as sent.
+        package_type: Which resource pack paid (``video``...), as sent.
+    """
+
+    amount: float | None = None
+    charge_type: str | None = None
+    package_type: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class OutputFile:
     """One downloadable file of a task, whatever its kind.
 
@@ -146,11 +164,13 @@ class OutputFile:
             or ``audio``.
         url: Download URL.
         name: A stable file name for it (task id, kind, index, extension).
+        watermarked: Whether this is the watermarked copy (``watermark_url``).
     """
 
     kind: str
     url: str
     name: str
+    watermarked: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -172,6 +192,13 @@ class Task:
         audios: Audio outputs.
         units: Units charged (``final_unit_deduction``, or the turbo ``billing`` sum).
         parent_video: The source video of a video-extend or lip-sync task.
+        request_id: The envelope's ``request_id`` of the answer this task came
+            from (``None`` for callbacks and journal records).
+        result_type: ``single`` or ``series`` (omni-image's ``task_result``).
+        watermark_info: Whether watermarked copies were asked for, as the answer
+            says (``data.watermark_info``).
+        billing: Turbo's ``billing`` lines, each with its ``charge_type`` and
+            ``package_type`` (``units`` is their sum).
         raw: The ``data`` object as received.
     """
 
@@ -189,6 +216,10 @@ class Task:
     audios: tuple[AudioOutput, ...] = ()
     units: float | None = None
     parent_video: ParentVideo | None = None
+    request_id: str | None = None
+    result_type: str | None = None
+    watermark_info: WatermarkInfo | None = None
+    billing: tuple[Charge, ...] = ()
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @property
@@ -208,54 +239,53 @@ class Task:
 
     @property
     def files(self) -> tuple[OutputFile, ...]:
-        """Every downloadable output, with a stable local file name each."""
+        """Every downloadable output, with a stable local file name each.
+
+        Watermarked copies are left out; see :meth:`output_files`.
+        """
+        return self.output_files()
+
+    def output_files(self, *, watermarked: bool = False) -> tuple[OutputFile, ...]:
+        """Every downloadable output, optionally with the watermarked copies.
+
+        Args:
+            watermarked: Also list each output's ``watermark_url`` (asked for with
+                ``watermark_info.enabled``), named ``..._wm`` beside the original.
+
+        Returns:
+            The files, outputs in answer order, each watermarked copy right after
+            its original.
+        """
         out: list[OutputFile] = []
+
+        def add(
+            kind: str, url: str | None, stem: str, index: int, ext: str, mark: str | None = None
+        ) -> None:
+            if url:
+                out.append(
+                    OutputFile(kind=kind, url=url, name=_name(self.id, stem, index, url, ext))
+                )
+            if watermarked and mark:
+                out.append(
+                    OutputFile(
+                        kind=kind,
+                        url=mark,
+                        name=_name(self.id, f"{stem}_wm", index, mark, ext),
+                        watermarked=True,
+                    )
+                )
+
         for i, v in enumerate(self.videos):
-            if v.url:
-                out.append(
-                    OutputFile(
-                        kind="video", url=v.url, name=_name(self.id, "video", i, v.url, ".mp4")
-                    )
-                )
+            add("video", v.url, "video", i, ".mp4", v.watermark_url)
         for i, im in enumerate(self.images):
-            if im.url:
-                out.append(
-                    OutputFile(
-                        kind="image", url=im.url, name=_name(self.id, "image", i, im.url, ".png")
-                    )
-                )
+            add("image", im.url, "image", i, ".png", im.watermark_url)
         for i, im in enumerate(self.series_images):
-            if im.url:
-                out.append(
-                    OutputFile(
-                        kind="series_image",
-                        url=im.url,
-                        name=_name(self.id, "series", i, im.url, ".png"),
-                    )
-                )
+            add("series_image", im.url, "series", i, ".png", im.watermark_url)
         for i, a in enumerate(self.audios):
-            if a.url_mp3:
-                out.append(
-                    OutputFile(
-                        kind="audio_mp3",
-                        url=a.url_mp3,
-                        name=_name(self.id, "audio", i, a.url_mp3, ".mp3"),
-                    )
-                )
-            if a.url_wav:
-                out.append(
-                    OutputFile(
-                        kind="audio_wav",
-                        url=a.url_wav,
-                        name=_name(self.id, "audio", i, a.url_wav, ".wav"),
-                    )
-                )
-            if a.url and not (a.url_mp3 or a.url_wav):
-                out.append(
-                    OutputFile(
-                        kind="audio", url=a.url, name=_name(self.id, "audio", i, a.url, ".mp3")
-                    )
-                )
+            add("audio_mp3", a.url_mp3, "audio", i, ".mp3")
+            add("audio_wav", a.url_wav, "audio", i, ".wav")
+            if not (a.url_mp3 or a.url_wav):
+                add("audio", a.url, "audio", i, ".mp3")
         return tuple(out)
 
     @property
@@ -315,9 +345,10 @@ def ms_to_datetime(value: object) -> datetime | None:
     Returns:
         The datetime, or ``None`` when absent or unparseable.
     """
-    if value is None or value == "":
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or value == "":
         return None
     try:
-        return datetime.fromtimestamp(float(str(value)) / 1000.0, tz=timezone.utc)
+        number = float(value)
+        return datetime.fromtimestamp(number / 1000.0, tz=timezone.utc)
     except (ValueError, OverflowError, OSError):
         return None

@@ -270,12 +270,14 @@ CASES = [
     ),
     Case("multi-sum-default-duration", "text2video", {**multi(2, 3), "duration": None}),
     Case("multi-sum-10", "text2video", multi(4, 6, total="10")),
+    # Issue 12: shot durations need not be whole ("2.5" passes), so the message says number.
     Case(
         "multi-shot-duration-text",
         "text2video",
         multi("two", 3),
-        [("multi_prompt[0].duration", "must be a whole number, got 'two'")],
+        [("multi_prompt[0].duration", "must be a number, got 'two'")],
     ),
+    Case("multi-shot-duration-fraction", "text2video", multi("2.5", "2.5")),
     Case(
         "multi-shot-duration-missing",
         "text2video",
@@ -317,18 +319,12 @@ CASES = [
         "text2video",
         {"multi_shot": True, "shot_type": "intelligence", "prompt": "story"},
     ),
+    # Issue 12: the seeds call these fields *invalid* (ignored) without multi_shot: sent,
+    # with a warning (see test_rules_tiers.py), no longer refused.
     Case(
-        "multi-prompt-without-multi-shot",
-        "text2video",
-        {"prompt": "x", "multi_prompt": shots(5)},
-        [("multi_prompt", "only used when multi_shot is true")],
+        "multi-prompt-without-multi-shot", "text2video", {"prompt": "x", "multi_prompt": shots(5)}
     ),
-    Case(
-        "shot-type-without-multi-shot",
-        "text2video",
-        {"prompt": "x", "shot_type": "customize"},
-        [("shot_type", "only used when multi_shot is true")],
-    ),
+    Case("shot-type-without-multi-shot", "text2video", {"prompt": "x", "shot_type": "customize"}),
     Case(
         "multi-shot-not-bool",
         "text2video",
@@ -376,7 +372,13 @@ CASES = [
         {"prompt": "x", "duration": 5.5},
         [("duration", "must be a whole number, got 5.5")],
     ),
-    Case("duration-float-whole", "text2video", {"prompt": "x", "duration": 5.0}),
+    # Issue 12: 5.0 is not a JSON integer; refused by the models and the validator alike.
+    Case(
+        "duration-float-whole",
+        "text2video",
+        {"prompt": "x", "duration": 5.0},
+        [("duration", "must be a whole number, got 5.0")],
+    ),
     Case(
         "duration-bool",
         "text2video",
@@ -448,12 +450,8 @@ CASES = [
         {"image_list": [{"image": URL}], "prompt": "x", "mode": "4k"},
         [("mode", "not one of std, pro")],
     ),
-    Case(
-        "mode-4k-avatar",
-        "avatar",
-        {"image": URL, "audio_id": "a", "mode": "4k"},
-        [("mode", "not one of std, pro")],
-    ),
+    # Issue 12: seed 001 states no mode values for avatar: a warning, not a refusal.
+    Case("mode-4k-avatar", "avatar", {"image": URL, "audio_id": "a", "mode": "4k"}),
     Case("mode-pro-avatar", "avatar", {"image": URL, "audio_id": "a", "mode": "pro"}),
     # aspect ratios
     Case("aspect-video-9-16", "text2video", {"prompt": "x", "aspect_ratio": "9:16"}),
@@ -509,7 +507,14 @@ CASES = [
     Case("sound-on-v2-6", "text2video", {"model_name": "kling-v2.6", "prompt": "x", "sound": "on"}),
     Case("sound-off-v1", "text2video", {"model_name": "kling-v1", "prompt": "x", "sound": "off"}),
     # cfg_scale
-    Case("cfg-ok", "text2video", {"prompt": "x", "cfg_scale": "0.5"}),
+    # Issue 12: cfg_scale is a float; the numeric string "0.5" is now refused.
+    Case("cfg-ok", "text2video", {"prompt": "x", "cfg_scale": 0.5}),
+    Case(
+        "cfg-string",
+        "text2video",
+        {"prompt": "x", "cfg_scale": "0.5"},
+        [("cfg_scale", "must be a number, got '0.5'")],
+    ),
     Case("cfg-bounds", "image2video", {"image": URL, "cfg_scale": 1}),
     Case(
         "cfg-high",
@@ -553,7 +558,8 @@ CASES = [
     Case(
         "camera-two-axes",
         "image2video",
-        {"image": URL, "camera_control": {"type": "simple", "config": {"pan": 3, "tilt": "2"}}},
+        # Issue 12: axes are floats; the string "2" of the original case is refused now.
+        {"image": URL, "camera_control": {"type": "simple", "config": {"pan": 3, "tilt": 2}}},
         [
             (
                 "camera_control.config",
@@ -613,13 +619,24 @@ CASES = [
         masks({"mask": URL, "trajectories": traj(78)}),
         [("dynamic_masks[0].trajectories", "78 points")],
     ),
+    # Issue 12: x and y are JSON integers; the string "3" is refused too now.
     Case(
         "traj-point-types",
         "image2video",
         masks({"mask": URL, "trajectories": [{"x": 1.5, "y": "3"}, {"x": -1, "y": 2}]}),
         [
             ("dynamic_masks[0].trajectories[0].x", "whole number, got 1.5"),
+            ("dynamic_masks[0].trajectories[0].y", "whole number, got '3'"),
             ("dynamic_masks[0].trajectories[1].x", "at least 0"),
+        ],
+    ),
+    Case(
+        "traj-point-never-truncated",
+        "image2video",
+        masks({"mask": URL, "trajectories": [{"x": 10.9, "y": 1}, {"x": 10.0, "y": 2}]}),
+        [
+            ("dynamic_masks[0].trajectories[0].x", "whole number, got 10.9"),
+            ("dynamic_masks[0].trajectories[1].x", "whole number, got 10.0"),
         ],
     ),
     Case(
@@ -861,7 +878,14 @@ CASES = [
         [("video_url", "http:// or https:// URL")],
     ),
     # lip-sync
-    Case("lip-ok", "lip-sync", lip(sound_volume="2", original_audio_volume=0)),
+    # Issue 12: volumes are floats; the original case's string "2" is refused now.
+    Case("lip-ok", "lip-sync", lip(sound_volume=2, original_audio_volume=0)),
+    Case(
+        "lip-volume-string",
+        "lip-sync",
+        lip(sound_volume="2"),
+        [("face_choose[0].sound_volume", "must be a number, got '2'")],
+    ),
     Case(
         "lip-sound-file-url", "lip-sync", lip(audio_id=None, sound_file="https://example.com/a.mp3")
     ),
@@ -892,7 +916,8 @@ CASES = [
         lip(audio_id=None),
         [("face_choose[0].audio_id", "both are empty")],
     ),
-    Case("lip-clip-2000", "lip-sync", lip(sound_start_time=1000, sound_end_time="3000")),
+    # Issue 12: times are JSON integers (seed 003: long); the original "3000" is refused now.
+    Case("lip-clip-2000", "lip-sync", lip(sound_start_time=1000, sound_end_time=3000)),
     Case("lip-clip-60000", "lip-sync", lip(sound_end_time=60000)),
     Case(
         "lip-clip-1999",
@@ -963,13 +988,9 @@ CASES = [
     # avatar
     Case("avatar-ok", "avatar", {"image": PNG_OK, "sound_file": URL, "prompt": "sing"}),
     Case("avatar-no-image", "avatar", {"audio_id": "a"}, [("image", "required")]),
-    Case(
-        "avatar-both-audio",
-        "avatar",
-        {"image": URL, "audio_id": "a", "sound_file": URL},
-        [("sound_file", "not both")],
-    ),
-    Case("avatar-no-audio", "avatar", {"image": URL}, [("audio_id", "both are empty")]),
+    # Issue 12: seed 001 does not state "exactly one audio" for avatar: warnings now.
+    Case("avatar-both-audio", "avatar", {"image": URL, "audio_id": "a", "sound_file": URL}),
+    Case("avatar-no-audio", "avatar", {"image": URL}),
     # image generation
     Case("imagegen-prompt", "image-generation", {"n": 1}, [("prompt", "required")]),
     Case("imagegen-n-9", "image-generation", {"prompt": "x", "n": "9"}),
@@ -1034,18 +1055,22 @@ CASES = [
         {"prompt": "x", "result_type": "group"},
         [("result_type", "not one of single, series")],
     ),
+    # Issue 12: series_amount is only read for result_type series (seed 001: invalid for
+    # single, the default), so these cases now say series; with single it only warns.
     Case(
         "omni-image-series-1",
         "omni-image",
-        {"prompt": "x", "series_amount": 1},
+        {"prompt": "x", "result_type": "series", "series_amount": 1},
         [("series_amount", "between 2 and 9, got 1")],
     ),
     Case(
         "omni-image-series-10",
         "omni-image",
-        {"prompt": "x", "series_amount": 10},
+        {"prompt": "x", "result_type": "series", "series_amount": 10},
         [("series_amount", "between 2 and 9")],
     ),
+    Case("omni-image-series-ignored", "omni-image", {"prompt": "x", "series_amount": 10}),
+    Case("omni-image-n-ignored", "omni-image", {"prompt": "x", "result_type": "series", "n": 10}),
     Case("omni-image-n-10", "omni-image", {"prompt": "x", "n": 10}, [("n", "between 1 and 9")]),
     Case(
         "omni-image-image-empty",
@@ -1062,7 +1087,8 @@ CASES = [
         [("prompt", "201 characters; at most 200")],
     ),
     Case("audio-prompt-missing", "text-to-audio", {"duration": 3}, [("prompt", "required")]),
-    Case("audio-duration-bounds", "text-to-audio", {"prompt": "x", "duration": "10.0"}),
+    # Issue 12: duration is a float (seed 000); numeric strings are refused now.
+    Case("audio-duration-bounds", "text-to-audio", {"prompt": "x", "duration": 10.0}),
     Case("audio-duration-decimal", "text-to-audio", {"prompt": "x", "duration": 7.5}),
     Case(
         "audio-duration-low",
@@ -1073,7 +1099,7 @@ CASES = [
     Case(
         "audio-duration-high",
         "text-to-audio",
-        {"prompt": "x", "duration": "10.1"},
+        {"prompt": "x", "duration": 10.1},
         [("duration", "between 3 and 10")],
     ),
     Case(
@@ -1082,7 +1108,12 @@ CASES = [
         {"prompt": "x", "duration": 3.25},
         [("duration", "at most one decimal place, got 3.25")],
     ),
-    Case("audio-duration-trailing-zero", "text-to-audio", {"prompt": "x", "duration": "3.50"}),
+    Case(
+        "audio-duration-trailing-zero",
+        "text-to-audio",
+        {"prompt": "x", "duration": "3.50"},
+        [("duration", "must be a number, got '3.50'")],
+    ),
     Case(
         "audio-duration-text",
         "text-to-audio",
@@ -1101,27 +1132,26 @@ CASES = [
         "turbo-text2video",
         {
             "prompt": "x",
-            "settings": {"resolution": "720p", "aspect_ratio": "1:1", "duration": "15"},
+            # Issue 12: settings.duration is an int (seed 002); "15" is refused now.
+            "settings": {"resolution": "720p", "aspect_ratio": "1:1", "duration": 15},
         },
     ),
     Case("turbo-t2v-prompt", "turbo-text2video", {"settings": {}}, [("prompt", "required")]),
+    # Issue 12: seed 002 gives defaults, no enumerations: these warn, they are not refused.
     Case(
         "turbo-t2v-resolution",
         "turbo-text2video",
         {"prompt": "x", "settings": {"resolution": "4k"}},
-        [("settings.resolution", "not one of 720p, 1080p")],
     ),
     Case(
-        "turbo-t2v-aspect",
-        "turbo-text2video",
-        {"prompt": "x", "settings": {"aspect_ratio": "4:3"}},
-        [("settings.aspect_ratio", "not one of 16:9")],
+        "turbo-t2v-aspect", "turbo-text2video", {"prompt": "x", "settings": {"aspect_ratio": "4:3"}}
     ),
+    Case("turbo-t2v-duration", "turbo-text2video", {"prompt": "x", "settings": {"duration": 20}}),
     Case(
-        "turbo-t2v-duration",
+        "turbo-t2v-duration-string",
         "turbo-text2video",
-        {"prompt": "x", "settings": {"duration": 16}},
-        [("settings.duration", "16 is not one of 3")],
+        {"prompt": "x", "settings": {"duration": "15"}},
+        [("settings.duration", "must be a whole number, got '15'")],
     ),
     Case(
         "turbo-t2v-settings-type",
@@ -1240,24 +1270,22 @@ CASES = [
         "text2video",
         {"prompt": "x", "external_task_id": "e" * EXTERNAL_TASK_ID_MAX_LENGTH},
     ),
-    Case(
-        "external-id-65",
-        "text2video",
-        {"prompt": "x", "external_task_id": "e" * 65},
-        [("external_task_id", "65 characters; at most 64")],
-    ),
+    # Issue 12: no seed sets a length or character set: long ids and spaces only warn;
+    # '/', ',', '.' and '..' still block (URL path, comma-joined turbo query).
+    Case("external-id-65", "text2video", {"prompt": "x", "external_task_id": "e" * 65}),
     Case(
         "external-id-slash",
         "omni-image",
         {"prompt": "x", "external_task_id": "batch/1"},
-        [("external_task_id", "must not contain whitespace")],
+        [("external_task_id", "nor contain '/' or ','")],
     ),
     Case(
-        "external-id-space",
-        "lip-sync",
-        {**lip(), "external_task_id": "my job"},
-        [("external_task_id", "must not contain whitespace")],
+        "external-id-dot-dot",
+        "text2video",
+        {"prompt": "x", "external_task_id": ".."},
+        [("external_task_id", "must not be '.' or '..'")],
     ),
+    Case("external-id-space", "lip-sync", {**lip(), "external_task_id": "my job"}),
     Case(
         "external-id-number",
         "text-to-audio",
@@ -1359,7 +1387,7 @@ def test_all_problems_are_listed_at_once() -> None:
         "mode",
         "aspect_ratio",
         "camera_control.config.pan",
-        "external_task_id",
+        # Issue 12: an over-long external_task_id only warns now.
         "callback_url",
     ]
 
