@@ -10,8 +10,9 @@ Every failure is judged by :func:`~kling_async._classify.classify`:
 * ``UNCLEAR`` (timeout, dropped, 5xx, hostile answer): the task may exist. Look it
   up by its external id for ``reconcile_grace``; if still absent, send again *with
   the same external id* (a landed first attempt makes the gateway answer 1201).
-  For an endpoint that takes no external id there is nothing to look up and
-  nothing safe to send: :class:`CreateOutcomeUnknownError` at once.
+  Where the API documents no external id, nothing is sent again: without an id
+  (the SDK adds none there) :class:`CreateOutcomeUnknownError` comes at once, with
+  the caller's own id only after the lookups.
 * ``EXISTS`` (1200/1201 after an attempt that may have landed): the task exists and
   is paid; look it up with backoff until ``reconcile_deadline`` (lookups lag creates
   on real gateways) and adopt it.
@@ -82,18 +83,25 @@ class Prepared:
     Attributes:
         endpoint: Where it goes.
         body: The JSON bytes (never shown in ``repr``).
-        external_task_id: The id it carries, or ``None`` for an endpoint without one.
+        external_task_id: The id it carries: the caller's, or one the SDK chose
+            where the API documents it; ``None`` otherwise.
+        resend_safe: Whether the API documents the id, so that a create sent again
+            with it is refused as a duplicate (1201) rather than paid twice.
         slots: Concurrency slots the task will hold.
     """
 
     endpoint: Endpoint
     body: bytes = attrs.field(repr=False)
     external_task_id: str | None
+    resend_safe: bool = True
     slots: int = 1
 
 
 def prepare(request: Request, *, external_task_id: str | None, validate: bool) -> Prepared:
     """Choose the external id, build the body and validate it.
+
+    The SDK adds an id of its own only where the API documents ``external_task_id``;
+    a caller's own id is sent as written everywhere (and used for lookups).
 
     Args:
         request: A task-creating request model.
@@ -105,21 +113,18 @@ def prepare(request: Request, *, external_task_id: str | None, validate: bool) -
 
     Raises:
         TypeError: ``request`` is not a task-creating request model.
-        ValueError: An external id was given for an endpoint that takes none.
+        TypeError: An external id was given for a request model without one.
         ValidationError: The body breaks a documented limit.
     """
     endpoint = endpoint_for_request(request)
     if not endpoint.is_task:
         raise TypeError(f"{endpoint.name} creates no task; use identify_face()")
-    eid: str | None = None
-    if accepts_external_id(endpoint):
-        chosen = external_task_id or external_id_of(request) or new_external_task_id()
-        request = with_external_id(request, chosen)
-        eid = chosen
-    elif external_task_id is not None:
-        raise ValueError(
-            f"{endpoint.name} takes no external_task_id (its API does not document one)"
-        )
+    documented = accepts_external_id(endpoint)
+    eid = external_task_id or external_id_of(request)
+    if eid is None and documented:
+        eid = new_external_task_id()
+    if eid is not None and eid != external_id_of(request):
+        request = with_external_id(request, eid)  # only where the caller gave one, or documented
     payload = to_payload(request)
     if validate:
         problems = validate_payload(endpoint, payload)
@@ -129,6 +134,7 @@ def prepare(request: Request, *, external_task_id: str | None, validate: bool) -
         endpoint=endpoint,
         body=json.dumps(payload, separators=(",", ":"), allow_nan=False).encode(),
         external_task_id=eid,
+        resend_safe=documented,
         slots=endpoint.slots(payload),
     )
 
@@ -317,6 +323,10 @@ class _CreateRun:
         found = await self.reconcile(eid, self.policy.reconcile_grace, error)
         if found is not None:
             return found
+        if not self.prepared.resend_safe:
+            raise self._unknown(
+                "its API documents no external id, so sending it again could pay twice", error
+            ) from error
         if attempt >= self.policy.max_attempts or not await self.sender.pause(
             error, attempt, self.policy, limiter=self.limiter, deadline=self.deadline
         ):

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import attrs
 import pytest
 
@@ -286,7 +287,7 @@ async def test_retry_after_is_honoured(gateway: Gateway, monkeypatch: pytest.Mon
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(session_module.anyio, "sleep", fake_sleep)
+    monkeypatch.setattr(anyio, "sleep", fake_sleep)
     url = T2V + "/t-1"
     gateway.get(url, status=429, payload=_envelope(None, code=1302), headers={"Retry-After": "7"})
     gateway.get(url, payload=_envelope(_task()))
