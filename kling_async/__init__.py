@@ -82,6 +82,7 @@ from ._schedule import ScheduleTuning
 from ._session import Family, KlingSession
 from ._task import (
     AudioOutput,
+    Charge,
     Face,
     FaceSession,
     ImageOutput,
@@ -92,7 +93,7 @@ from ._task import (
     VideoOutput,
 )
 from ._transport import AiohttpTransport, HTTPRequest, HTTPResponse, Transport
-from ._validation import validate_payload, validate_request
+from ._validation import KlingWarning, validate_payload, validate_request
 from ._webhooks import sign as sign_webhook
 from ._webhooks import verify as verify_webhook
 from .batch import (
@@ -125,6 +126,7 @@ __all__ = [
     "CallbackReceiver",
     "CameraConfig",
     "CameraControl",
+    "Charge",
     "ClientConfig",
     "ConcurrencyLimitedError",
     "ConfigurationError",
@@ -157,6 +159,7 @@ __all__ = [
     "JournalMismatchError",
     "KlingError",
     "KlingSession",
+    "KlingWarning",
     "LipSyncRequest",
     "MultiImageToVideoRequest",
     "NotFoundError",
