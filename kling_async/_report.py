@@ -62,6 +62,9 @@ _VIDEO_EXTENSIONS = frozenset({"mp4", "m4v", "mov", "webm", "mkv"})
 _IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "webp", "gif", "avif"})
 _AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "m4a", "aac", "ogg", "oga", "flac", "opus"})
 _MAX_PROMPT_CHARS = 4000
+# Cards whose players load their metadata up front; later ones wait to be played or
+# scrolled to, so a page of thousands of jobs does not open thousands of files at once.
+_EAGER_CARDS = 120
 _MAX_FIELD_CHARS = 1000
 # C0 controls other than tab and newline, DEL and the C1 block: never useful in a page.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -433,14 +436,16 @@ def _statuses(jobs: Sequence[_Job]) -> list[tuple[str, int]]:
     return known + others
 
 
-def _player(file: _File) -> str:
+def _player(file: _File, *, eager: bool) -> str:
     href, name = _e(file.href), _e(file.name)
+    preload = "metadata" if eager else "none"
     if file.kind == "video":
-        element = f'<video controls preload="metadata" src="{href}"></video>'
+        element = f'<video controls preload="{preload}" src="{href}"></video>'
     elif file.kind == "image":
-        element = f'<img src="{href}" alt="{name}">'
+        lazy = "" if eager else ' loading="lazy"'
+        element = f'<img src="{href}" alt="{name}"{lazy}>'
     elif file.kind == "audio":
-        element = f'<audio controls preload="metadata" src="{href}"></audio>'
+        element = f'<audio controls preload="{preload}" src="{href}"></audio>'
     else:
         element = ""
     size = f" · {_e(_size(file.size))}" if file.size is not None else ""
@@ -449,7 +454,7 @@ def _player(file: _File) -> str:
     return f"{figure}{element}<figcaption>{link}</figcaption></figure>"
 
 
-def _card(job: _Job) -> str:
+def _card(job: _Job, *, eager: bool = True) -> str:
     rows: list[tuple[str, str]] = []
     if job.endpoint:
         rows.append(("endpoint", job.endpoint))
@@ -470,7 +475,7 @@ def _card(job: _Job) -> str:
     if job.error_code or job.error_message:
         code = f'<span class="code">{_e(job.error_code)}</span> ' if job.error_code else ""
         reason = f'<p class="reason">{code}{_e(job.error_message)}</p>'
-    players = "".join(_player(f) for f in job.files)
+    players = "".join(_player(f, eager=eager) for f in job.files)
     media = (
         f'<div class="media">{players}</div>'
         if players
@@ -716,7 +721,7 @@ def _policy() -> str:
         "default-src 'none'; "
         f"style-src {_csp_hash(_STYLE)}; "
         f"script-src {_csp_hash(_SCRIPT)}; "
-        "img-src 'self'; media-src 'self'; "
+        "img-src 'self' file:; media-src 'self' file:; "
         "base-uri 'none'; form-action 'none'"
     )
 
@@ -753,7 +758,7 @@ def _render(loaded: _Loaded, *, title: str) -> str:
     if loaded.unreadable:
         notes.append(f"{loaded.unreadable} line(s) could not be read and are left out")
     subtitle = " · ".join(notes)
-    cards = "\n".join(_card(j) for j in jobs)
+    cards = "\n".join(_card(j, eager=i < _EAGER_CARDS) for i, j in enumerate(jobs))
     return f"""<!doctype html>
 <html lang="en">
 <head>

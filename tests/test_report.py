@@ -157,6 +157,16 @@ def test_players_follow_the_kind_of_each_file(tmp_path: Path) -> None:
     assert '<a class="file" href="e.json">e.json</a>' in html_text
 
 
+def test_a_long_page_loads_later_players_only_when_needed(tmp_path: Path) -> None:
+    """Past the first cards, players load nothing up front and images load lazily."""
+    files = [{"path": "v.mp4", "kind": "video"}, {"path": "i.png", "kind": "image"}]
+    rows = [row(f"job-{i:03d}", files=files) for i in range(150)]
+    page = gallery(write_report(tmp_path, results=rows).read_text(encoding="utf-8"))
+    assert page.count('<video controls preload="metadata"') == 120
+    assert page.count('<video controls preload="none"') == 30
+    assert page.count('loading="lazy"') == 30
+
+
 def test_page_is_self_contained_and_its_policy_allows_only_its_own_code(tmp_path: Path) -> None:
     """No URL of any host; the CSP names the hashes of the inline style and script."""
     write_jsonl(tmp_path / "results.jsonl", [row("a", files=[{"path": "a.mp4"}])])
