@@ -107,6 +107,7 @@ class _StoreCore(abc.ABC):
         self._changed = anyio.Event()
         self._down_since: float | None = None
         self._needs_reassert = False
+        self._reasserts = 0  # successful re-registrations, so reads know to read again
         self._closed = False
 
     # --- primitives ------------------------------------------------------------------
@@ -268,6 +269,7 @@ class _StoreCore(abc.ABC):
             self._needs_reassert = True
             self._went_down(exc.detail)
             return
+        self._reasserts += 1
         if leases or claims:
             logger.info(
                 "re-registered %d lease(s) and %d claim(s) with %s",
@@ -300,7 +302,13 @@ class _StoreCore(abc.ABC):
     async def _read(self, op: Callable[[], Awaitable[T]]) -> T:
         self._check_open()
         try:
-            return await self._run(op)
+            before = self._reasserts
+            result = await self._run(op)
+            if self._reasserts != before:
+                # The read ran on state just rebuilt by our own re-registration:
+                # read again so that it counts our leases.
+                result = await self._run(op)
+            return result
         except _Unavailable as exc:
             detail = exc.detail
         raise self._unavailable(detail)  # outside ``except``: no foreign __context__

@@ -115,6 +115,7 @@ class _LeaseStore(_StoreCore):
     async def _wait_turn(self, lease: Lease) -> Lease:
         queued = False
         failures = 0
+        self._ensure_listening()
         try:
             while True:
                 since = self._generation
@@ -130,7 +131,7 @@ class _LeaseStore(_StoreCore):
                     queued = False  # the grant took the queue place with it
                     return lease
                 queued = result.queued
-                self._ensure_listening()
+                self._ensure_listening()  # again, in case the listener gave up
                 wait = self._poll_interval
                 if result.retry_in > 0:
                     wait = min(wait, result.retry_in)

@@ -189,7 +189,6 @@ class RedisSlotStore(_StoreBase):
         ]
         self._channel = f"{base}:freed"
         self._recount_grace = recount_grace
-        self._epoch_candidate = uuid.uuid4().hex
         self._epoch: str | None = None
         self._scripts = {name: self._client.register_script(text) for name, text in SCRIPTS.items()}
         self._listener: asyncio.Task[None] | None = None
@@ -233,7 +232,9 @@ class RedisSlotStore(_StoreBase):
 
     async def _script(self, name: str, *args: str | int | float) -> list[Any]:
         argv = [
-            self._epoch_candidate,
+            # A fresh candidate per call: a state this very store re-creates after a
+            # restart must still get a new epoch, or the store would not notice.
+            uuid.uuid4().hex,
             repr(self._initial),
             _ms(self._recount_grace) if self._recount_grace > 0 else 0,
             self._channel,
@@ -397,18 +398,23 @@ class RedisSlotStore(_StoreBase):
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
-        """Turn messages on the channel into wake-ups, resubscribing after failures."""
+        """Turn messages on the channel into wake-ups, resubscribing after failures.
+
+        The subscription's confirmation wakes the waiters too: a release published
+        before the subscription took effect is then caught by their re-check.
+        """
         failures = 0
         while not self._closed:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
                 failures = 0
                 while not self._closed:
-                    message = await pubsub.get_message(timeout=self._poll_interval * 4)
+                    message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._notify()
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+            except Exception as exc:  # the listener must outlive any failure
+                logger.debug("wake-up channel lost (%s); resubscribing", self._scrub(exc))
                 failures += 1
                 await self._backoff(failures)
             finally:

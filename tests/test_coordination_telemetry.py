@@ -1,0 +1,142 @@
+"""The optional OpenTelemetry hooks: spans and counters reach explicit providers.
+
+The providers here are small recording subclasses of the API's no-op classes, so
+the tests need only ``opentelemetry-api`` (the ``otel`` extra), not the SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from kling_async import _telemetry
+from kling_async.coordination import InProcessSlotStore
+
+pytest.importorskip("opentelemetry.trace", reason="the otel extra is not installed")
+
+from opentelemetry.metrics import NoOpMeter, NoOpMeterProvider
+from opentelemetry.trace import NoOpTracer, NoOpTracerProvider
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, dict[str, Any]]] = []
+        self.errors: list[BaseException] = []
+        self.measurements: list[tuple[str, float, dict[str, Any]]] = []
+
+
+class _Tracer(NoOpTracer):
+    def __init__(self, recorder: _Recorder) -> None:
+        self.recorder = recorder
+
+    @contextlib.contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self, name: str, attributes: Mapping[str, Any] | None = None, **_: Any
+    ) -> Iterator[None]:
+        self.recorder.spans.append((name, dict(attributes or {})))
+        try:
+            yield
+        except BaseException as exc:
+            self.recorder.errors.append(exc)
+            raise
+
+
+class _TracerProvider(NoOpTracerProvider):
+    def __init__(self, recorder: _Recorder) -> None:
+        self.recorder = recorder
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> _Tracer:
+        return _Tracer(self.recorder)
+
+
+class _Counter:
+    def __init__(self, name: str, recorder: _Recorder) -> None:
+        self.name = name
+        self.recorder = recorder
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None, **_: Any) -> None:
+        self.recorder.measurements.append((self.name, amount, dict(attributes or {})))
+
+
+class _Meter(NoOpMeter):
+    def __init__(self, recorder: _Recorder) -> None:
+        super().__init__("test")
+        self.recorder = recorder
+
+    def create_counter(self, name: str, unit: str = "", description: str = "") -> Any:
+        return _Counter(name, self.recorder)
+
+    def create_up_down_counter(self, name: str, unit: str = "", description: str = "") -> Any:
+        return _Counter(name, self.recorder)
+
+
+class _MeterProvider(NoOpMeterProvider):
+    def __init__(self, recorder: _Recorder) -> None:
+        self.recorder = recorder
+
+    def get_meter(self, *args: Any, **kwargs: Any) -> _Meter:
+        return _Meter(self.recorder)
+
+
+@pytest.fixture
+def recorder() -> Iterator[_Recorder]:
+    """Bind the SDK's telemetry to recording providers for one test, then unbind."""
+    found = _Recorder()
+    assert _telemetry.configure(
+        tracer_provider=_TracerProvider(found), meter_provider=_MeterProvider(found)
+    )
+    yield found
+    _telemetry.configure()
+
+
+def test_span_records_name_attributes_and_errors(recorder: _Recorder) -> None:
+    """span() opens a named span with its attributes and sees the exception leaving it."""
+    with _telemetry.span("kling.job", key="clip-1", slots=2):
+        pass
+    with pytest.raises(RuntimeError), _telemetry.span("kling.request", path="videos/text2video"):
+        raise RuntimeError("boom")
+    assert recorder.spans == [
+        ("kling.job", {"key": "clip-1", "slots": 2}),
+        ("kling.request", {"path": "videos/text2video"}),
+    ]
+    assert [type(e) for e in recorder.errors] == [RuntimeError]
+
+
+def test_refusals_are_counted_by_code(recorder: _Recorder) -> None:
+    """record_refusal adds one to kling.refusals with the code as an attribute."""
+    _telemetry.record_refusal(1303)
+    _telemetry.record_refusal(1302)
+    assert recorder.measurements == [
+        ("kling.refusals", 1, {"kling.code": 1303}),
+        ("kling.refusals", 1, {"kling.code": 1302}),
+    ]
+
+
+async def test_store_reports_slots_held_and_queue_length(recorder: _Recorder) -> None:
+    """A store moves kling.slots.held with its leases and kling.queue.length with waiters."""
+    store = InProcessSlotStore(max_capacity=3, initial_capacity=3)
+    lease = await store.acquire("a", 2)
+    assert lease is not None
+    waited = await store.wait_acquire("a", 1, timeout=5)
+    assert waited is not None
+    await store.release(lease)
+    await store.on_limited(refused=waited)
+    by_name: dict[str, float] = {}
+    for name, amount, _ in recorder.measurements:
+        by_name[name] = by_name.get(name, 0) + amount
+    assert by_name == {"kling.slots.held": 0, "kling.queue.length": 0}
+    held = [amount for name, amount, _ in recorder.measurements if name == "kling.slots.held"]
+    assert held == [2, 1, -2, -1]
+
+
+def test_global_providers_are_no_ops_without_an_sdk() -> None:
+    """With only the API installed, every hook runs and records nothing, without error."""
+    _telemetry.configure()
+    with _telemetry.span("kling.job", key="k"):
+        _telemetry.record_refusal(1303)
+        _telemetry.add_slots_held(1)
+        _telemetry.add_queue_length(-1)
+    assert _telemetry.available()
