@@ -399,6 +399,23 @@ async def test_open_store_without_url_is_in_process() -> None:
     await store.aclose()
 
 
+async def test_open_store_in_process_ignores_shared_only_options() -> None:
+    """One set of settings serves both stores: Redis-only options are ignored in-process."""
+    store = await open_store(None, lease_ttl=5.0, recount_grace=1.0, socket_timeout=1.0)
+    assert isinstance(store, InProcessSlotStore)
+    assert store.lease_ttl == 5.0
+    await store.aclose()
+
+
+async def test_release_after_close_is_quiet() -> None:
+    """A task ending after its store closed gives its lease back without an error."""
+    store = InProcessSlotStore()
+    lease = await store.acquire("a", 1)
+    assert lease is not None
+    await store.aclose()
+    await store.release(lease)
+
+
 async def test_open_store_rejects_other_schemes_without_the_password() -> None:
     """An unknown scheme is a configuration error whose message hides the password."""
     with pytest.raises(ConfigurationError) as caught:

@@ -35,6 +35,8 @@ and once per process, in the task group that owns the store,
 
 from __future__ import annotations
 
+import inspect
+
 from .._errors import ConfigurationError
 from ._contract import (
     DEFAULT_CLAIM_TTL,
@@ -101,7 +103,8 @@ async def open_store(
             ignored in-process.
         max_capacity: This process's cap on slots (its ``max_running``).
         **options: Further keyword arguments of the store's constructor
-            (``lease_ttl``, ``max_outage``, ``recount_grace``...).
+            (``lease_ttl``, ``max_outage``, ``recount_grace``...); those the
+            in-process store has no use for are ignored there.
 
     Returns:
         The store, ready to use; close it with ``aclose()`` (or ``async with``).
@@ -113,7 +116,11 @@ async def open_store(
             URL with its password hidden).
     """
     if not url:
-        return InProcessSlotStore(max_capacity=max_capacity, **options)  # type: ignore[arg-type]
+        # Options only a shared store has (recount_grace, socket timeouts...) mean
+        # nothing in one process: the same settings serve both stores.
+        accepted = inspect.signature(InProcessSlotStore).parameters
+        local = {name: value for name, value in options.items() if name in accepted}
+        return InProcessSlotStore(max_capacity=max_capacity, **local)  # type: ignore[arg-type]
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in SCHEMES:
         raise ConfigurationError(

@@ -197,12 +197,15 @@ class _LeaseStore(_StoreCore):
         """Give ``lease``'s slots back (the task ended, or its create was refused).
 
         Shielded from cancellation, so a cancelled task still frees its slots. Never
-        raises for an outage: an unreleased lease expires after its TTL.
+        raises for an outage, nor after :meth:`aclose`: an unreleased lease expires
+        after its TTL.
 
         Args:
             lease: The lease.
         """
         self._disown(lease)
+        if self._closed:
+            return
         with anyio.CancelScope(shield=True):
             try:
                 await self._run(lambda: self._release([lease]))
