@@ -43,12 +43,9 @@ hold them: foreign exceptions are described by class name (``foreign_type``) ins
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import attrs
-
-if TYPE_CHECKING:
-    from ._task import Task
 
 __all__ = [
     "APIError",
@@ -74,6 +71,7 @@ __all__ = [
     "SessionClosedError",
     "SlotTimeoutError",
     "TaskFailedError",
+    "TaskView",
     "TransportError",
     "URLExpiredError",
     "ValidationError",
@@ -82,6 +80,45 @@ __all__ = [
     "error_class_for",
     "make_api_error",
 ]
+
+
+class TaskView(Protocol):
+    """What an error carries of a task: the SDK always passes a :class:`~kling_async.Task`.
+
+    (Declared here, not imported, so the exception tree imports nothing of the SDK.)
+    """
+
+    @property
+    def id(self) -> str:
+        """The server's task id."""
+
+    @property
+    def endpoint(self) -> str:
+        """Name of its endpoint family."""
+
+    @property
+    def external_id(self) -> str | None:
+        """Its external id."""
+
+    @property
+    def status(self) -> Any:
+        """Its :class:`~kling_async.TaskStatus`."""
+
+    @property
+    def message(self) -> str:
+        """The gateway's status message (the failure reason)."""
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task has ended."""
+
+    @property
+    def failed(self) -> bool:
+        """Whether the task ended in failure."""
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the task ended successfully."""
 
 
 class KlingError(Exception):
@@ -336,7 +373,7 @@ class TaskFailedError(KlingError):
         task: The terminal task, with the reason in ``task.message``.
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: TaskView) -> None:
         self.task = task
         super().__init__(f"task {task.id} failed: {task.message or 'no reason given'}")
 
@@ -349,7 +386,7 @@ class WaitTimeoutError(KlingError, TimeoutError):
         timeout: The deadline, in seconds.
     """
 
-    def __init__(self, task: Task, timeout: float) -> None:
+    def __init__(self, task: TaskView, timeout: float) -> None:
         self.task = task
         self.timeout = timeout
         super().__init__(

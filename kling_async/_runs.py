@@ -214,7 +214,8 @@ class PaidCalls:
                 limiter=None,
             )
         except (TaskFailedError, WaitTimeoutError) as exc:
-            handle.set_task(exc.task)
+            if isinstance(exc.task, Task):
+                handle.set_task(exc.task)
             raise
         handle.set_task(task)
         return task
