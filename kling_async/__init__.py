@@ -12,6 +12,7 @@ from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_TURBO_BASE_URL,
     ClientConfig,
+    Limits,
     PollPolicy,
     RetryPolicy,
     Timeouts,
@@ -33,10 +34,14 @@ from ._errors import (
     NotFoundError,
     PermissionDeniedError,
     Problem,
+    ProtocolError,
     RateLimitedError,
     RequestTimeoutError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     ServerError,
+    SessionClosedError,
+    SlotTimeoutError,
     TaskFailedError,
     TransportError,
     URLExpiredError,
@@ -44,6 +49,7 @@ from ._errors import (
     WaitTimeoutError,
     WebhookVerificationError,
 )
+from ._handles import TaskHandle
 from ._journal import JournalMismatchError
 from ._media import ImageInfo, check_image, encode_file, encode_image, image_info
 from ._models import (
@@ -80,6 +86,7 @@ from ._models import (
 from ._ratelimit import RateLimiter
 from ._schedule import ScheduleTuning
 from ._session import Family, KlingSession
+from ._slots import SlotPool
 from ._task import (
     AudioOutput,
     Charge,
@@ -160,6 +167,7 @@ __all__ = [
     "KlingError",
     "KlingSession",
     "KlingWarning",
+    "Limits",
     "LipSyncRequest",
     "MultiImageToVideoRequest",
     "NotFoundError",
@@ -172,18 +180,24 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "Problem",
+    "ProtocolError",
     "RateLimitedError",
     "RateLimiter",
     "RecordedJobError",
     "Request",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "ScheduleTuning",
     "ServerError",
+    "SessionClosedError",
     "Shot",
+    "SlotPool",
+    "SlotTimeoutError",
     "Task",
     "TaskFailedError",
+    "TaskHandle",
     "TaskStatus",
     "TextToAudioRequest",
     "TextToVideoRequest",
