@@ -301,7 +301,7 @@ def _read_rows(path: Path) -> tuple[list[Mapping[str, Any]], int]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
                 unreadable += 1
                 continue
             if isinstance(row, Mapping):

@@ -246,6 +246,7 @@ def test_rows_are_read_tolerantly(tmp_path: Path) -> None:
                     }
                 ),
                 "{not json",
+                "[" * 100_000,
                 json.dumps([1, 2]),
                 "",
             ]
@@ -257,7 +258,7 @@ def test_rows_are_read_tolerantly(tmp_path: Path) -> None:
     assert 'data-status="unknown"' in page
     assert 'data-status="7"' in page
     assert "plain text reason" in page
-    assert "2 line(s) could not be read" in page
+    assert "3 line(s) could not be read" in page
     assert "no files" in page
 
 
