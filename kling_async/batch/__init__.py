@@ -1,18 +1,21 @@
 """The batch: many generations fanned out under one account's limits.
 
-A :class:`Batch` is opened with :meth:`kling_async.KlingSession.batch`; this package holds
-its stages (intake, admission, create, watch, fetch, results) and the facade that wires them.
+A :class:`Batch` is opened with :meth:`kling_async.KlingSession.batch`. Its stages
+live one per module (intake, admission, create, watch, fetch, results); the
+facade in ``_facade`` wires them under one task group.
 """
 
 from __future__ import annotations
 
-from ._facade import (
-    Batch,
+from ._facade import Batch
+from ._job import JobHandle
+from ._options import BatchOptions
+from ._values import (
     BatchSummary,
     Event,
     EventKind,
+    ExternalIdConflictError,
     JobCancelledError,
-    JobHandle,
     JobResult,
     NotStartedError,
     RecordedJobError,
@@ -20,9 +23,11 @@ from ._facade import (
 
 __all__ = [
     "Batch",
+    "BatchOptions",
     "BatchSummary",
     "Event",
     "EventKind",
+    "ExternalIdConflictError",
     "JobCancelledError",
     "JobHandle",
     "JobResult",

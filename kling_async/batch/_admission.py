@@ -1,0 +1,445 @@
+"""The admission stage: which queued job may be created now.
+
+It owns the queue of jobs waiting for a slot, the AIMD window
+(:class:`~kling_async._schedule.AdmissionWindow`), the budget, the request-rate
+limiter every request of the batch shares, the circuit breaker on refused
+creates, and the slot probe:
+
+- a job leaves the queue only while the window and the budget allow; it goes to
+  the create stage through a zero-buffer stream, so admission never runs ahead of
+  the create workers;
+- a 1303 puts the job back at the front and shrinks the window, and tells the
+  watcher that none of its tasks had ended when it was sent (a refusal is
+  evidence, whoever watches those tasks); a 1302/429 pauses every request;
+- the prober watches, while work waits and every slot is held, how many slots
+  the running tasks have probably freed unnoticed (the watcher's estimate); past a
+  threshold it lets one create through. The gateway accepts it only into a freed
+  slot;
+- whatever happens, no more than ``max_refusals_per_second`` refused creates in a
+  second: past that, admissions pause (a hard ceiling, not a tuning knob).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+
+from anyio.streams.memory import MemoryObjectSendStream
+
+from .._config import RetryPolicy
+from .._schedule import AdmissionWindow, Budget
+from ._job import Job, Phase
+from ._pacing import Pacing
+from ._ports import JournalPort, RunningView
+from ._results import Results
+from ._values import EventKind, NotStartedError
+from ._wake import Wake
+
+__all__ = ["Admission"]
+
+logger = logging.getLogger("kling_async")
+
+#: Queued jobs kept ready beyond the free slots (the feeder's lookahead).
+_LOOKAHEAD = 8
+#: Probing needs a sum over running tasks: only for windows up to this size.
+_PROBE_MAX_RUNNING = 256
+#: Longest wait between two probe checks, seconds.
+_PROBE_MAX_WAIT = 1.0
+
+#: What each halting reason asks the user to fix.
+SETTINGS = {
+    "key": "KLING_API_KEY",
+    "route": "KLING_ENDPOINT_PATH / KLING_BASE_URL",
+}
+
+
+class Admission:
+    """Queue, window, budget, request rate and probing: the gate in front of creates.
+
+    Args:
+        max_running: The user's cap on slots.
+        probe_slots: Probe past ``max_running`` (see :class:`BatchOptions`).
+        max_units: The budget cap.
+        max_requests_per_second: The shared request-rate limit.
+        max_refusals_per_second: The circuit breaker's ceiling.
+        retry: The session's retry policy (backoff bounds).
+        probe_threshold: Expected freed slots at which a probe goes out.
+        rng: Jitter source.
+        journal: Where ``pending`` and ``not_started`` transitions go.
+        results: Where jobs that are never started end.
+        running: The watcher's view of the running tasks.
+        on_capacity: Called when the queue may take more jobs (wakes the feeder).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_running: int,
+        probe_slots: bool,
+        max_units: float | None,
+        max_requests_per_second: float | None,
+        max_refusals_per_second: float,
+        retry: RetryPolicy,
+        probe_threshold: float,
+        rng: random.Random,
+        journal: JournalPort,
+        results: Results,
+        running: RunningView,
+        on_capacity: Callable[[], None],
+    ) -> None:
+        self.max_running = max_running
+        self.window = AdmissionWindow(max_running)
+        self.budget = Budget(max_units)
+        self.pacing = Pacing(
+            max_requests_per_second=max_requests_per_second,
+            max_refusals_per_second=max_refusals_per_second,
+            retry=retry,
+            rng=rng,
+        )
+        self.limiter = self.pacing.limiter
+        self._probe_slots = probe_slots
+        self._probe_threshold = probe_threshold
+        self._journal = journal
+        self._results = results
+        self._running = running
+        self._on_capacity = on_capacity
+        self.queue: deque[Job] = deque()
+        self.halted: NotStartedError | None = None
+        self.running_slots = 0  # admitted (creating or created) and not ended
+        self.confirmed_slots = 0  # created and not ended
+        self.creates_in_flight = 0
+        self._probe_go = False  # the admission loop may pass the window once
+        self.wake = Wake()
+        self._probe_wake = Wake()
+        # Figures.
+        self.limited_1303 = 0
+        self.max_running_seen = 0
+
+    # --- the queue ----------------------------------------------------------------------
+
+    def wanted(self) -> int:
+        """How many queued jobs the feeder should keep ready.
+
+        Returns:
+            Free slots plus a small lookahead.
+        """
+        return max(0, self.window.limit - self.running_slots) + _LOOKAHEAD
+
+    def enqueue(self, job: Job) -> None:
+        """Queue a job for creation (or end it at once when admissions stopped).
+
+        Args:
+            job: The job.
+        """
+        if self.halted is not None:
+            self._not_started(job)
+            return
+        self._results.emit(EventKind.QUEUED, job)
+        self.queue.append(job)
+        self.poke()
+
+    def requeue(self, job: Job, error: BaseException, *, throttled: bool) -> None:
+        """Put a job refused before anything was created back at the front.
+
+        Args:
+            job: The job.
+            error: The refusal.
+            throttled: 1302/1303 (a ``throttled`` event) rather than a retry.
+        """
+        job.probing = False
+        self.release(job, confirmed=False)
+        if job.reserved_set:
+            self.unreserve(job, 0.0)
+        job.phase = Phase.QUEUED
+        if not job.may_exist:
+            self._journal.mark_pending(job.key)
+        self._results.emit(
+            EventKind.THROTTLED if throttled else EventKind.RETRIED, job, error=error
+        )
+        if self.halted is not None:
+            self._not_started(job)
+            return
+        self.queue.appendleft(job)
+
+    def _not_started(self, job: Job) -> None:
+        assert self.halted is not None  # noqa: S101  (callers check)
+        self._journal.mark_not_started(job.key, message=str(self.halted))
+        self._results.finish(job, "not_started", None, self.halted)
+
+    def poke(self) -> None:
+        """Something changed: the admission loop and the prober look again."""
+        self.wake.set()
+        self._probe_wake.set()
+
+    # --- slots and units ------------------------------------------------------------------
+
+    def reserve(self, job: Job, *, force: bool = False) -> bool:
+        """Reserve the job's estimated units against the budget.
+
+        Args:
+            job: The job.
+            force: Reserve even past the cap (a task that exists already).
+
+        Returns:
+            Whether the units are reserved.
+        """
+        if job.reserved_set:
+            return True
+        estimate = self.budget.estimate(job.kind, job.slots)
+        if not self.budget.try_reserve(estimate):
+            if not force:
+                return False
+            if estimate is None:
+                self.budget.unknown += 1
+            else:
+                self.budget.reserved += estimate
+        job.reserved = estimate
+        job.reserved_set = True
+        return True
+
+    def unreserve(self, job: Job, actual: float) -> None:
+        """Release the job's reservation, booking ``actual`` units.
+
+        Args:
+            job: The job.
+            actual: Units charged.
+        """
+        if job.reserved_set:
+            self.budget.settle(job.reserved, actual)
+            job.reserved_set = False
+        else:
+            self.budget.spent += max(0.0, actual)
+
+    def hold_resumed(self, job: Job) -> None:
+        """A task created in an earlier run is followed again: it holds its slots.
+
+        Args:
+            job: The job.
+        """
+        self.reserve(job, force=True)
+        self.running_slots += job.slots
+        self.confirmed_slots += job.slots
+        self.max_running_seen = max(self.max_running_seen, self.confirmed_slots)
+
+    def reopen(self, job: Job, booked: float) -> None:
+        """A task booked as ended is running after all (an early callback).
+
+        Args:
+            job: The job: it holds its slots again.
+            booked: Units its supposed end booked, taken back.
+        """
+        self.budget.spent = max(0.0, self.budget.spent - booked)
+        self.hold_resumed(job)
+
+    def confirm(self, job: Job) -> None:
+        """The job's create was accepted (or its task found): its slots are held for sure.
+
+        Args:
+            job: The job.
+        """
+        job.probing = False
+        self.window.on_accepted()
+        self.confirmed_slots += job.slots
+        self.max_running_seen = max(self.max_running_seen, self.confirmed_slots)
+        self.poke()
+
+    def release(self, job: Job, *, confirmed: bool) -> None:
+        """The job holds no slot any more.
+
+        Args:
+            job: The job.
+            confirmed: Whether its slots were confirmed (its task existed).
+        """
+        self.running_slots -= job.slots
+        if confirmed:
+            self.confirmed_slots -= job.slots
+        self.poke()
+        self._on_capacity()
+
+    def settle(self, job: Job, units: float, *, completed: bool) -> None:
+        """Book what an ended task cost, and let the window grow on a clean end.
+
+        Args:
+            job: The job.
+            units: Units charged.
+            completed: It ended without failing.
+        """
+        if completed:
+            self.window.on_completed(job.slots)
+        self.unreserve(job, units)
+        if completed and units > 0:
+            self.budget.learn(job.kind, units, job.slots)
+
+    def book_resumed(self, units: float) -> None:
+        """Units charged in an earlier run count against the budget.
+
+        Args:
+            units: Units.
+        """
+        self.budget.spent += units
+
+    # --- refusals -----------------------------------------------------------------------
+
+    def no_slot(
+        self, job: Job, error: BaseException, *, sent: float, retry_after: float | None
+    ) -> None:
+        """A 1303: nothing was created; no slot of the account was free at ``sent``.
+
+        Args:
+            job: The refused job (goes back to the front of the queue).
+            error: The refusal.
+            sent: When the create was sent (monotonic).
+            retry_after: The server's hint, if any.
+        """
+        self.limited_1303 += 1
+        self.requeue(job, error, throttled=True)
+        self.window.on_limited(self.confirmed_slots)
+        if self.confirmed_slots <= self.window.limit:
+            self._running.none_ended_by(sent)
+        if self.confirmed_slots == 0:
+            # Someone else holds the account's slots: nothing of ours will free one.
+            self.pacing.pause(self.window.consecutive_limited, retry_after)
+        self.pacing.refused()
+
+    def rate_refused(self, job: Job, error: BaseException, retry_after: float | None) -> None:
+        """A create refused with 1302/429: nothing was created; pause, then try again.
+
+        Args:
+            job: The job (back to the front of the queue).
+            error: The refusal.
+            retry_after: The server's hint, if any.
+        """
+        self.pacing.throttled(retry_after)
+        self.requeue(job, error, throttled=True)
+        self.pacing.refused()
+
+    # --- stopping -------------------------------------------------------------------------
+
+    def halt(self, reason: NotStartedError) -> None:
+        """Admit nothing more: queued and future jobs end ``not_started``.
+
+        Args:
+            reason: Why (the first reason wins).
+        """
+        if self.halted is None:
+            self.halted = reason
+            logger.warning("batch stops admitting jobs: %s", reason)
+        self.poke()
+        self._on_capacity()
+
+    def halt_for(self, error: BaseException, *, reason: str) -> None:
+        """A setting or the account is wrong for every job: stop admitting at once.
+
+        Args:
+            error: What showed it.
+            reason: ``key``, ``route`` or ``account``.
+        """
+        setting = SETTINGS.get(reason)
+        fix = f"; check {setting}" if setting else ""
+        self.halt(
+            NotStartedError(
+                f"admissions stopped: {type(error).__name__}{fix}", reason=reason, setting=setting
+            )
+        )
+
+    def drain_not_started(self) -> None:
+        """End every queued job ``not_started`` (after a halt)."""
+        while self.queue:
+            self._not_started(self.queue.popleft())
+        # Lazy sources are still consumed (into not_started results): none is lost.
+        self._on_capacity()
+
+    # --- the loops ----------------------------------------------------------------------
+
+    async def admit_loop(self, creates: MemoryObjectSendStream[Job]) -> None:
+        """Hand queued jobs to the create workers while window and budget allow.
+
+        Args:
+            creates: The create stage's input.
+        """
+        async with creates:
+            while not self._results.finished():
+                job = self._next_admissible()
+                if job is None:
+                    now = time.monotonic()
+                    timeout = self.pacing.not_before - now if now < self.pacing.not_before else None
+                    await self.wake.wait(timeout)
+                    continue
+                await creates.send(job)
+
+    def _next_admissible(self) -> Job | None:
+        """Take the job at the front if it may be created now (slots held for it)."""
+        if self.halted is not None:
+            self.drain_not_started()
+            return None
+        if not self.queue or time.monotonic() < self.pacing.not_before:
+            return None
+        job = self.queue[0]
+        fits = self.window.can_admit(self.running_slots, job.slots)
+        probing = self._probe_go and not fits
+        if not (fits or probing):
+            return None
+        self._probe_go = False
+        if not self.reserve(job):
+            if self.running_slots == 0:
+                self.halt(
+                    NotStartedError("max_units would be exceeded; job not started", reason="budget")
+                )
+            return None
+        self.queue.popleft()
+        self.running_slots += job.slots
+        job.phase = Phase.CREATING
+        job.probing = probing
+        self.creates_in_flight += 1
+        self._on_capacity()
+        return job
+
+    def create_done(self) -> None:
+        """A create worker finished with a job (whatever the outcome)."""
+        self.creates_in_flight -= 1
+        self.poke()
+
+    async def probe_loop(self) -> None:
+        """Send a probing create when running tasks have probably freed a slot unnoticed.
+
+        A task that ended frees its slot at once on the server, but the batch only
+        learns it when it next looks. While work waits and every slot is held, the
+        expected number of slots freed unnoticed grows; past the threshold one create
+        goes out anyway. Accepted, it fills the freed slot early; refused (1303), it
+        proves none of the tasks ended yet.
+        """
+        while not self._results.finished():
+            await self._probe_wake.wait(self._probe_check())
+
+    def _probe_check(self) -> float | None:
+        """Decide on a probe now; return seconds until the next check (``None``: on wake)."""
+        if (
+            self.halted is not None
+            or not self.queue
+            or self._probe_go
+            or self.creates_in_flight
+            or self._running.running_count() > _PROBE_MAX_RUNNING
+        ):
+            return None
+        now = time.monotonic()
+        if now < self.pacing.not_before:
+            return self.pacing.not_before - now
+        job = self.queue[0]
+        if self.window.can_admit(self.running_slots, job.slots):
+            return None  # the admission loop takes it
+        ceiling = self.max_running + (job.slots if self._probe_slots else 0)
+        if self.running_slots + job.slots > ceiling:
+            return None
+        expected, rate = self._running.expected_freed(now)
+        # Slots already taken by earlier successful probes are spoken for.
+        expected -= max(0, self.confirmed_slots - self.window.limit)
+        if expected >= self._probe_threshold:
+            self._probe_go = True
+            self.wake.set()
+            return None
+        if rate <= 0:
+            return None  # nothing learned yet: completions and polls will wake us
+        return min(max((self._probe_threshold - expected) / rate, 1e-3), _PROBE_MAX_WAIT)

@@ -1,0 +1,190 @@
+"""The queries of the watch stage: one loop hands due polls to a fixed pool of workers.
+
+Each worker sends one classic query, or one turbo batch query for many tasks, and
+reports each answer to the watcher. A failed query is decided here, through
+:func:`~kling_async._classify.classify`: a 1302 pauses every request of the batch;
+"not found" is tolerated for a while (lookup lag); a wrong key or route, or a
+refusal, gives the task up (it stays journaled, so a re-run follows it again);
+anything else is retried with backoff. An exception that is not the SDK's own (a
+bug, or an answer no parser expected) is retried a bounded number of times, then
+the task is given up: it never escapes into the task group.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._classify import Verdict, classify
+from .._config import PollPolicy
+from .._endpoints import Endpoint, endpoint_for
+from .._errors import KlingError, NotFoundError, WaitTimeoutError
+from .._task import Task
+from ._job import Job, Phase
+from ._lanes import PollQueue
+from ._pacing import Pacing
+from ._ports import SessionPort
+from ._results import Results
+from ._values import EventKind
+from ._wake import Wake
+
+__all__ = ["PollItem", "Poller"]
+
+logger = logging.getLogger("kling_async")
+
+#: "Not found" answers in a row before a created task is given up (lookup lag, then gone).
+_MAX_NOT_FOUND = 20
+#: Unexpected failures (not an SDK error) of one task's queries before it is given up.
+_MAX_UNEXPECTED = 20
+
+PollItem = tuple[str, list[Job]]
+
+
+class Watcher(Protocol):
+    """What the poller reports to the watcher."""
+
+    def on_status(self, job: Job, task: Task, sent: float) -> None:
+        """A query answered."""
+        ...
+
+    def give_up(self, job: Job, error: BaseException) -> None:
+        """Stop following the task."""
+        ...
+
+    def retry_at(self, job: Job, due: float) -> None:
+        """Look again at ``due``."""
+        ...
+
+
+class Poller:
+    """The poll loop and its workers.
+
+    Args:
+        session: Sends the queries.
+        polls: The plan of due polls.
+        wake: Set when the plan changes.
+        poll: Polling priors (retry cap, per-task timeout).
+        pacing: The batch's request rate and backoffs.
+        watcher: Takes every answer.
+        results: Knows when the batch is done; takes events.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: SessionPort,
+        polls: PollQueue,
+        wake: Wake,
+        poll: PollPolicy,
+        pacing: Pacing,
+        watcher: Watcher,
+        results: Results,
+    ) -> None:
+        self._session = session
+        self._polls = polls
+        self._wake = wake
+        self._policy = poll
+        self._pacing = pacing
+        self._watcher = watcher
+        self._results = results
+        #: Status queries sent (single and batch).
+        self.status_requests = 0
+
+    async def loop(self, out: MemoryObjectSendStream[PollItem]) -> None:
+        """Hand due polls to the poll workers, in time order.
+
+        Args:
+            out: The poll workers' input.
+        """
+        async with out:
+            while not self._results.finished():
+                due = self._polls.next_due()
+                now = time.monotonic()
+                if due is None or due > now:
+                    await self._wake.wait(None if due is None else due - now)
+                    continue
+                for item in self._polls.take_due(now):
+                    await out.send(item)
+
+    async def worker(self, items: MemoryObjectReceiveStream[PollItem]) -> None:
+        """Send the polls handed over, one at a time.
+
+        Args:
+            items: Due polls.
+        """
+        async with items:
+            async for lane, jobs in items:
+                if lane == "":
+                    await self._poll_one(jobs[0])
+                else:
+                    await self._poll_many(endpoint_for(lane), jobs)
+                self._results.check_done()
+
+    async def _poll_one(self, job: Job) -> None:
+        assert job.task is not None  # noqa: S101  (running jobs have a task)
+        sent = time.monotonic()
+        self.status_requests += 1
+        try:
+            task = await self._session.get(job.endpoint, job.task.id, limiter=self._pacing.limiter)
+        except Exception as exc:  # one task's failure stays that task's
+            self._failed(job, exc)
+            return
+        self._watcher.on_status(job, task, sent)
+
+    async def _poll_many(self, endpoint: Endpoint, jobs: list[Job]) -> None:
+        sent = time.monotonic()
+        self.status_requests += 1
+        ids = [job.task.id for job in jobs if job.task is not None]
+        try:
+            tasks = await self._session.get_many(
+                task_ids=ids, endpoint=endpoint, limiter=self._pacing.limiter
+            )
+        except Exception as exc:  # one query's failure stays its tasks'
+            for job in jobs:
+                self._failed(job, exc)
+            return
+        found = {task.id: task for task in tasks}
+        for job in jobs:
+            assert job.task is not None  # noqa: S101
+            task = found.get(job.task.id)
+            if task is None:
+                self._failed(job, NotFoundError("task not in batch answer", http_status=200))
+            else:
+                self._watcher.on_status(job, task, sent)
+
+    def _failed(self, job: Job, exc: BaseException) -> None:
+        if job.phase is not Phase.RUNNING:
+            return
+        now = time.monotonic()
+        verdict = classify(exc, phase="read")
+        if verdict is Verdict.RATE_LIMITED:
+            self._pacing.throttled(getattr(exc, "retry_after", None))
+        fatal = verdict.halts or verdict is Verdict.REFUSED
+        if verdict is Verdict.NOT_FOUND:
+            job.not_found += 1
+            fatal = job.not_found > _MAX_NOT_FOUND
+        else:
+            job.poll_errors += 1
+            if not isinstance(exc, KlingError):
+                job.unexpected += 1
+                logger.warning(
+                    "query of task %s failed unexpectedly (%s); retrying",
+                    job.task.id if job.task is not None else "?",
+                    type(exc).__name__,
+                )
+                fatal = job.unexpected > _MAX_UNEXPECTED
+        timed_out = now - job.created_at > self._policy.timeout
+        if fatal or timed_out:
+            error: BaseException = exc
+            if timed_out and not fatal and job.task is not None:
+                error = WaitTimeoutError(job.task, self._policy.timeout)
+            self._watcher.give_up(job, error)
+            return
+        self._results.emit(EventKind.RETRIED, job, error=exc)
+        attempt = job.not_found + job.poll_errors
+        delay = max(self._pacing.retry_delay(attempt), self._policy.interval * 0.1)
+        job.step = max(job.step, delay)
+        self._watcher.retry_at(job, now + min(delay, self._policy.max_interval))

@@ -1,0 +1,381 @@
+"""The watch stage: follow every created task until it ends.
+
+The watcher knows the running tasks and plans when to look at each (the
+:class:`~kling_async.batch._lanes.PollQueue`); the poller (``_poller``) sends the
+queries and reports back. Schedules are learned per task kind by the
+:class:`~kling_async._schedule.PollPlanner`, from tasks whose creation moment is
+known: a create this process sent and saw answered, or the task's own server
+timestamps. A callback receiver, when given, turns callbacks into immediate
+looks (or, for verified terminal callbacks carrying the result, into the end at
+once); polling then only reconciles, slowly.
+
+When a task ends, its slots go back to admission, its cost to the budget, its
+state to the journal, and the job to the fetch stage (outputs to download) or
+straight to the results.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import attrs
+
+from .._callbacks import CallbackEvent
+from .._config import PollPolicy
+from .._converter import parse_task
+from .._errors import TaskFailedError
+from .._journal import JournalEntry
+from .._schedule import PollPlanner, ScheduleTuning, observed_duration
+from .._task import Task, TaskStatus
+from ._job import Job, Phase
+from ._lanes import PollQueue
+from ._pacing import Pacing
+from ._ports import JournalPort, SessionPort, SlotLedger, monotonic_of
+from ._results import Results
+from ._values import EventKind
+from ._wake import Wake
+
+__all__ = ["Watch"]
+
+logger = logging.getLogger("kling_async")
+
+
+def _server_duration(task: Task) -> float | None:
+    if task.created_at is None or task.updated_at is None:
+        return None
+    seconds = (task.updated_at - task.created_at).total_seconds()
+    return seconds if seconds > 0 else None
+
+
+class Watch:
+    """Running tasks, their poll schedule, and the callbacks that shortcut it.
+
+    Args:
+        session: Sends the queries.
+        poll: Polling priors (and the per-task timeout).
+        tuning: Knobs of the learned schedule.
+        rng: Jitter source.
+        ids_per_query: Most ids in one turbo batch query.
+        reconcile_interval: With callbacks, a fixed reconciliation period.
+        ledger: Admission (slots, units, request-rate pauses, halts).
+        pacing: The batch's request rate and backoffs.
+        journal: Where terminal states go.
+        results: Where ended jobs go.
+        deliver: Called with a succeeded job whose outputs must be fetched
+            (``None``: no downloads; the job ends at once).
+    """
+
+    def __init__(
+        self,
+        *,
+        session: SessionPort,
+        poll: PollPolicy,
+        tuning: ScheduleTuning | None,
+        rng: random.Random,
+        ids_per_query: int,
+        reconcile_interval: float | None,
+        pacing: Pacing,
+        ledger: SlotLedger,
+        journal: JournalPort,
+        results: Results,
+        deliver: Callable[[Job], None] | None,
+    ) -> None:
+        self._session = session
+        self.poll_policy = poll
+        self.planner = PollPlanner(poll, tuning, rng=rng)
+        self.polls = PollQueue(ids_per_query)
+        self._reconcile_interval = reconcile_interval
+        self._ledger = ledger
+        self._journal = journal
+        self._results = results
+        self._deliver = deliver
+        self._pacing = pacing
+        self._limiter = pacing.limiter
+        self.running: set[Job] = set()
+        self._by_task_id: dict[str, Job] = {}
+        self._by_external_id: dict[str, Job] = {}
+        self.wake = Wake()
+        # Figures.
+        self.tasks_polled = 0
+        self.polls_of_followed = 0
+        self.latencies: list[float] = []
+
+    # --- taking tasks in ------------------------------------------------------------------
+
+    def follow(self, job: Job, task: Task, *, clean: bool) -> None:
+        """Start watching a task just created (or found by its external id).
+
+        Args:
+            job: The job (its slots are confirmed already).
+            task: The task as answered.
+            clean: Whether ``now`` is its creation moment (a create answered
+                directly): only then may its observed life be learned.
+        """
+        now = time.monotonic()
+        job.task = task
+        job.created_at = now
+        job.clean = clean
+        job.phase = Phase.RUNNING
+        self.tasks_polled += 1
+        self.running.add(job)
+        self._track(job)
+        self._results.emit(EventKind.CREATED, job)
+        if task.is_terminal:
+            self._on_terminal(job, task, noticed=now)
+            return
+        self._schedule_next(job, now)
+
+    def resume(self, job: Job, entry: JournalEntry) -> None:
+        """Follow again a task created by an earlier run (never create it again).
+
+        Args:
+            job: The job.
+            entry: Its journal row (with a task id).
+        """
+        assert entry.task_id is not None  # noqa: S101  (callers check)
+        job.phase = Phase.RUNNING
+        job.clean = False  # created in an earlier run: no sample to learn from
+        job.created_at = monotonic_of(entry.created_wall or entry.updated_wall)
+        job.task = Task(id=entry.task_id, endpoint=job.endpoint.name, status=TaskStatus.SUBMITTED)
+        self._ledger.hold_resumed(job)
+        self.running.add(job)
+        self._track(job)
+        self.tasks_polled += 1
+        self.polls.schedule(job, time.monotonic())
+        self.wake.set()
+
+    def rewatch(self, job: Job, task: Task) -> None:
+        """A task taken for ended (an early callback) is not, after all: watch it again.
+
+        What its end booked (units, slots) is taken back, and the journal shows it
+        created again, so a crash now resumes following it.
+
+        Args:
+            job: The job (its outputs were being fetched).
+            task: The task as a fresh query answered it.
+        """
+        booked = job.task.units or 0.0 if job.task is not None else 0.0
+        self._results.units -= booked
+        self._ledger.reopen(job, booked)
+        self._journal.mark_created(
+            job.key, task_id=task.id, status=task.raw_status or task.status.value
+        )
+        logger.info("task %s has not ended after all; watching it again", task.id)
+        now = time.monotonic()
+        job.task = task
+        job.clean = False
+        job.phase = Phase.RUNNING
+        self.running.add(job)
+        self._track(job)
+        if task.is_terminal:
+            self._on_terminal(job, task, noticed=now)
+            return
+        self._schedule(job, now + self.poll_policy.interval)
+
+    # --- what admission may ask -----------------------------------------------------------
+
+    def running_count(self) -> int:
+        """Tasks being watched.
+
+        Returns:
+            The count.
+        """
+        return len(self.running)
+
+    def expected_freed(self, now: float) -> tuple[float, float]:
+        """Slots the running tasks have probably freed unnoticed, and how fast that grows.
+
+        Args:
+            now: Monotonic seconds.
+
+        Returns:
+            ``(expected slots, slots per second)``.
+        """
+        expected, rate = 0.0, 0.0
+        for job in self.running:
+            p, r = self.planner.ended_probability(job.kind, job.lower, now - job.created_at)
+            expected += p * job.slots
+            rate += r * job.slots
+        return expected, rate
+
+    def none_ended_by(self, sent: float) -> None:
+        """A 1303 at ``sent`` with only our tasks in the slots: none had ended then.
+
+        Each running task's lower bound moves up, and its next poll may wait for
+        one more step (once per poll, so a wrong inference costs one step at most).
+
+        Args:
+            sent: When the refused create was sent (monotonic).
+        """
+        now = time.monotonic()
+        for job in self.running:
+            if job.callbacks or sent <= job.created_at:
+                continue
+            job.lower = max(job.lower, sent - job.created_at)
+            if job.postponed:
+                continue
+            target = job.created_at + self.planner.next_poll(
+                job.kind, job.lower, job.polls, batched=job.endpoint.is_turbo
+            )
+            if target > job.due > now:
+                job.postponed = True
+                self._schedule(job, min(target, job.due + job.step))
+
+    # --- polling ------------------------------------------------------------------------
+
+    def _schedule(self, job: Job, due: float) -> None:
+        self.polls.schedule(job, due)
+        self.wake.set()
+
+    def _schedule_next(self, job: Job, now: float) -> None:
+        elapsed = now - job.created_at
+        target = self.planner.next_poll(
+            job.kind,
+            elapsed,
+            job.polls,
+            batched=job.endpoint.is_turbo,
+            callbacks=job.callbacks,
+            reconcile_interval=self._reconcile_interval,
+        )
+        job.step = target - elapsed
+        self._schedule(job, job.created_at + target)
+
+    def give_up(self, job: Job, error: BaseException) -> None:
+        """Stop following a task (it keeps its journal row: a re-run follows it again).
+
+        Args:
+            job: The job.
+            error: Why (ends the job's result).
+        """
+        self._end_running(job)
+        self._ledger.settle(job, job.reserved or 0.0, completed=False)  # it may be charged
+        self._journal.mark_error(
+            job.key, message=str(error), error_type=type(error).__name__, retryable=True
+        )
+        self._results.finish(job, "error", job.task, error)
+
+    def retry_at(self, job: Job, due: float) -> None:
+        """Look at a task again at ``due`` after a failed query.
+
+        Args:
+            job: The job.
+            due: Monotonic seconds.
+        """
+        self._schedule(job, due)
+
+    def on_status(self, job: Job, task: Task, sent: float) -> None:
+        """A query answered ``task`` (sent at ``sent``): schedule the next look, or end."""
+        if job.phase is not Phase.RUNNING:
+            return
+        job.polls += 1
+        self.polls_of_followed += 1
+        job.not_found = 0
+        job.postponed = False
+        now = time.monotonic()
+        if task.external_id is None:
+            task = attrs.evolve(task, external_id=job.external_id)
+        job.task = task
+        if task.is_terminal:
+            self._on_terminal(job, task, noticed=now)
+            return
+        job.lower = max(job.lower, sent - job.created_at)
+        if task.status is TaskStatus.PROCESSING and not job.running_seen:
+            job.running_seen = True
+            self._results.emit(EventKind.RUNNING, job)
+        self._schedule_next(job, now)
+
+    # --- ending -------------------------------------------------------------------------
+
+    def _end_running(self, job: Job) -> None:
+        """Free a task's slots (it ended, or we stop following it)."""
+        job.gen += 1
+        self.running.discard(job)
+        self._untrack(job)
+        self._ledger.release(job, confirmed=True)
+
+    def _on_terminal(self, job: Job, task: Task, *, noticed: float, exact: bool = False) -> None:
+        job.task = task
+        elapsed = max(noticed - job.created_at, 1e-6)
+        self._end_running(job)
+        if job.clean:
+            if task.succeeded:
+                lower = elapsed if exact else job.lower
+                server = _server_duration(task)
+                self.planner.observe(job.kind, observed_duration(lower, elapsed, server))
+            self.latencies.append(elapsed)
+        units = task.units or 0.0
+        self._ledger.settle(job, units, completed=not task.failed)
+        self._results.units += units
+        self._journal_terminal(job, task)
+        if task.succeeded:
+            self._results.emit(EventKind.SUCCEEDED, job)
+            if self._deliver is not None and task.files:
+                job.phase = Phase.DOWNLOADING
+                self._deliver(job)
+                return
+            self._results.finish(job, "succeed", task, None)
+        else:
+            error = TaskFailedError(task)
+            self._results.emit(EventKind.FAILED, job, error=error)
+            self._results.finish(job, "failed", task, error)
+
+    def _journal_terminal(self, job: Job, task: Task) -> None:
+        self._journal.mark_terminal(
+            job.key,
+            succeeded=task.succeeded,
+            task_id=task.id,
+            status=task.raw_status or task.status.value,
+            task=task.raw,
+            units=task.units,
+            message=task.message,
+        )
+
+    # --- callbacks ----------------------------------------------------------------------
+
+    def _track(self, job: Job) -> None:
+        """Index a job for callbacks (by task id and external id)."""
+        if not job.callbacks:
+            return
+        if job.task is not None and job.task.id:
+            self._by_task_id[job.task.id] = job
+        self._by_external_id[job.external_id] = job
+
+    def _untrack(self, job: Job) -> None:
+        if job.task is not None:
+            self._by_task_id.pop(job.task.id, None)
+        self._by_external_id.pop(job.external_id, None)
+
+    def on_callback(self, event: CallbackEvent) -> bool:
+        """Act on a callback: a look now, or (verified, with the result) the end at once.
+
+        Args:
+            event: The accepted callback.
+
+        Returns:
+            Whether the task is one this batch watches.
+        """
+        hint = event.task
+        job = self._by_task_id.get(hint.id) if hint.id else None
+        if job is None and hint.external_id:
+            job = self._by_external_id.get(hint.external_id)
+        if job is None or job.phase is not Phase.RUNNING:
+            return False
+        if not hint.is_terminal:
+            if hint.status is TaskStatus.PROCESSING and not job.running_seen:
+                job.running_seen = True
+                self._results.emit(EventKind.RUNNING, job)
+            return True
+        task = parse_task(job.endpoint, hint.raw)
+        if event.verified and (task.failed or task.files) and task.id:
+            # Signed by the gateway and carrying the result: as good as a query.
+            if task.external_id is None:
+                task = attrs.evolve(task, external_id=job.external_id)
+            self._on_terminal(job, task, noticed=time.monotonic(), exact=True)
+            self._results.check_done()
+            return True
+        # Unsigned (or incomplete): a hint to look now.
+        self._schedule(job, time.monotonic())
+        return True

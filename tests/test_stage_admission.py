@@ -1,0 +1,224 @@
+"""The admission stage alone: window, refusals, breaker, budget, probes and halts, no gateway."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator
+
+import anyio
+import anyio.lowlevel
+import pytest
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from kling_async import ConcurrencyLimitedError, TextToVideoRequest
+from kling_async._config import RetryPolicy
+from kling_async._endpoints import endpoint_for
+from kling_async._schedule import kind_of
+from kling_async.batch import NotStartedError
+from kling_async.batch._admission import Admission
+from kling_async.batch._job import Job, Phase
+from kling_async.batch._pacing import RefusalBreaker
+from kling_async.batch._ports import NullJournal
+from kling_async.batch._results import Results
+
+GUARD = 10.0  # seconds; turns a hang into a failure, never a timing check
+
+
+class FakeRunning:
+    """The watcher's view, scripted: how many slots have probably freed unnoticed."""
+
+    def __init__(self) -> None:
+        self.expected = 0.0
+        self.running = 0
+        self.none_ended: list[float] = []
+
+    def expected_freed(self, now: float) -> tuple[float, float]:
+        return self.expected, 0.0
+
+    def none_ended_by(self, sent: float) -> None:
+        self.none_ended.append(sent)
+
+    def running_count(self) -> int:
+        return self.running
+
+
+def make_job(i: int, *, slots: int = 1) -> Job:
+    request = TextToVideoRequest(prompt=f"clip {i}")
+    endpoint = endpoint_for("text2video")
+    return Job(f"k{i}", request, endpoint, f"ext-{i}", kind_of("text2video", {}), slots)
+
+
+def make_admission(
+    running: FakeRunning | None = None,
+    *,
+    max_running: int = 2,
+    max_units: float | None = None,
+    probe_slots: bool = False,
+    refusals: float = 100.0,
+) -> tuple[Admission, Results]:
+    admission: Admission | None = None
+
+    def halt(reason: NotStartedError) -> None:
+        assert admission is not None
+        admission.halt(reason)
+
+    results = Results(on_event=None, fail_fast=False, halt=halt)
+    results.open = True
+    admission = Admission(
+        max_running=max_running,
+        probe_slots=probe_slots,
+        max_units=max_units,
+        max_requests_per_second=None,
+        max_refusals_per_second=refusals,
+        retry=RetryPolicy(initial_delay=0.0, max_delay=0.0),
+        probe_threshold=0.5,
+        rng=random.Random(0),
+        journal=NullJournal("b"),
+        results=results,
+        running=running or FakeRunning(),
+        on_capacity=lambda: None,
+    )
+    return admission, results
+
+
+async def take(receive: MemoryObjectReceiveStream[Job], count: int) -> list[Job]:
+    """Receive ``count`` admitted jobs."""
+    return [await receive.receive() for _ in range(count)]
+
+
+async def nothing_more(receive: MemoryObjectReceiveStream[Job]) -> bool:
+    """Whether no job is admitted while the loop gets a chance to run."""
+    for _ in range(20):
+        await anyio.lowlevel.checkpoint()
+    try:
+        receive.receive_nowait()
+    except anyio.WouldBlock:
+        return True
+    return False
+
+
+@contextlib.asynccontextmanager
+async def running_loops(
+    admission: Admission, *, probe: bool = False
+) -> AsyncIterator[MemoryObjectReceiveStream[Job]]:
+    """Run the admission loop (and the prober) for the block; yield the create stream."""
+    send, receive = anyio.create_memory_object_stream[Job](0)
+    with receive, anyio.fail_after(GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(admission.admit_loop, send)
+            if probe:
+                tg.start_soon(admission.probe_loop)
+            yield receive
+            tg.cancel_scope.cancel()
+
+
+async def test_the_window_admits_up_to_max_running_and_refills_on_release() -> None:
+    """Two slots: two jobs go to create, the third waits until a slot is released."""
+    admission, _ = make_admission(max_running=2)
+    jobs = [make_job(i) for i in range(3)]
+    for job in jobs:
+        admission.enqueue(job)
+    async with running_loops(admission) as receive:
+        first = await take(receive, 2)
+        assert await nothing_more(receive)
+        admission.release(first[0], confirmed=False)
+        admission.create_done()
+        third = await take(receive, 1)
+    assert [j.key for j in [*first, *third]] == ["k0", "k1", "k2"]
+    assert all(j.phase is Phase.CREATING for j in first)
+    assert admission.running_slots == 2
+
+
+async def test_a_1303_requeues_at_the_front_shrinks_the_window_and_is_evidence() -> None:
+    """No slot: the job goes back first, the window drops to what runs, the watcher learns."""
+    running = FakeRunning()
+    admission, _ = make_admission(running, max_running=4)
+    job, other = make_job(0), make_job(1)
+    admission.enqueue(other)
+    admission.running_slots += 1  # as admission does when it hands a job out
+    admission.confirmed_slots = 0
+    job.phase = Phase.CREATING
+    admission.no_slot(
+        job, ConcurrencyLimitedError("busy", http_status=429), sent=5.0, retry_after=None
+    )
+    assert list(admission.queue) == [job, other]
+    assert job.phase is Phase.QUEUED
+    assert admission.window.limited
+    assert admission.window.limit == 1
+    assert running.none_ended == [5.0]
+    assert admission.limited_1303 == 1
+
+
+def test_the_refusal_breaker_caps_refusals_per_second() -> None:
+    """Five refusals in a second trip the breaker until the oldest leaves the span."""
+    breaker = RefusalBreaker(5)
+    assert [breaker.refused(t) for t in (0.0, 0.1, 0.2, 0.3)] == [0.0, 0.1, 0.2, 0.3]
+    assert breaker.refused(0.4) == pytest.approx(1.0)
+    assert breaker.trips == 1
+    assert breaker.refused(1.5) == 1.5  # the span has emptied
+
+
+def test_a_burst_of_refusals_pauses_admissions() -> None:
+    """Past the ceiling, admissions hold for the rest of the second whatever the cause."""
+    admission, _ = make_admission(max_running=4, refusals=3)
+    error = ConcurrencyLimitedError("busy", http_status=429)
+    for i in range(3):
+        job = make_job(i)
+        admission.running_slots += 1
+        admission.no_slot(job, error, sent=0.0, retry_after=None)
+    assert admission.pacing.not_before > 0
+    assert admission.pacing.breaker.trips == 1
+
+
+async def test_the_budget_stops_admitting_when_nothing_can_fit() -> None:
+    """A cap below a known cost with nothing running: every queued job ends not_started."""
+    admission, results = make_admission(max_units=1.0)
+    admission.budget.learn(kind_of("text2video", {}), 3.0, 1)
+    jobs = [make_job(i) for i in range(3)]
+    for job in jobs:
+        results.add_job(job)
+        admission.enqueue(job)
+    async with running_loops(admission):
+        while results.counts["not_started"] < 3:
+            await anyio.lowlevel.checkpoint()
+    assert admission.halted is not None
+    assert admission.halted.reason == "budget"
+    assert all(j.result is not None and j.result.status == "not_started" for j in jobs)
+
+
+async def test_a_probe_passes_the_full_window_only_when_slots_probably_freed() -> None:
+    """Every slot held: nothing more goes out until the watcher expects a freed slot."""
+    running = FakeRunning()
+    admission, _ = make_admission(running, max_running=2, probe_slots=True)
+    for i in range(4):
+        admission.enqueue(make_job(i))
+    async with running_loops(admission, probe=True) as receive:
+        first = await take(receive, 2)
+        for job in first:
+            admission.confirm(job)
+            admission.create_done()
+        running.running = 2
+        assert await nothing_more(receive)
+        running.expected = 1.0
+        admission.poke()
+        probe = await take(receive, 1)
+    assert probe[0].probing
+    assert admission.running_slots == 3
+
+
+async def test_a_halt_names_the_setting_and_ends_queued_jobs_not_started() -> None:
+    """A wrong key: queued and later jobs end not_started, naming KLING_API_KEY."""
+    admission, results = make_admission(max_running=1)
+    jobs = [make_job(i) for i in range(3)]
+    for job in jobs:
+        results.add_job(job)
+    admission.halt_for(RuntimeError("401"), reason="key")
+    async with running_loops(admission) as receive:
+        for job in jobs:
+            admission.enqueue(job)
+        assert await nothing_more(receive)
+    assert admission.halted is not None
+    assert admission.halted.setting == "KLING_API_KEY"
+    assert "KLING_API_KEY" in str(admission.halted)
+    assert results.counts["not_started"] == 3

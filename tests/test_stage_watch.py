@@ -1,0 +1,204 @@
+"""The watch stage's poll plan and poller alone: lanes, grouping, failures, no gateway."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from kling_async import NotFoundError, Task, TaskStatus, TextToVideoRequest
+from kling_async._config import PollPolicy, RetryPolicy
+from kling_async._endpoints import Endpoint, endpoint_for
+from kling_async._ratelimit import RateLimiter
+from kling_async._schedule import kind_of
+from kling_async.batch import NotStartedError
+from kling_async.batch._job import Job, Phase
+from kling_async.batch._lanes import PollQueue
+from kling_async.batch._pacing import Pacing
+from kling_async.batch._poller import Poller, PollItem
+from kling_async.batch._results import Results
+from kling_async.batch._wake import Wake
+
+GUARD = 10.0  # seconds; turns a hang into a failure, never a timing check
+
+
+def running_job(key: str, endpoint: str = "text2video", *, step: float = 1.0) -> Job:
+    job = Job(
+        key,
+        TextToVideoRequest(prompt=key),
+        endpoint_for(endpoint),
+        f"ext-{key}",
+        kind_of(endpoint, {}),
+        1,
+    )
+    job.phase = Phase.RUNNING
+    job.created_at = time.monotonic()
+    job.task = Task(id=f"t-{key}", endpoint=endpoint, status=TaskStatus.PROCESSING)
+    job.step = step
+    return job
+
+
+def test_classic_polls_go_one_by_one_in_time_order() -> None:
+    """Due classic polls come out singly, earliest first; later ones stay planned."""
+    queue = PollQueue(ids_per_query=10)
+    a, b, c = running_job("a"), running_job("b"), running_job("c")
+    queue.schedule(b, 2.0)
+    queue.schedule(a, 1.0)
+    queue.schedule(c, 9.0)
+    assert queue.next_due() == 1.0
+    assert queue.take_due(5.0) == [("", [a]), ("", [b])]
+    assert queue.next_due() == 9.0
+
+
+def test_a_reschedule_replaces_the_earlier_plan() -> None:
+    """Only a job's latest plan counts; the stale entry never surfaces."""
+    queue = PollQueue(ids_per_query=10)
+    job = running_job("a")
+    queue.schedule(job, 1.0)
+    queue.schedule(job, 3.0)
+    assert queue.take_due(2.0) == []
+    assert queue.next_due() == 3.0
+
+
+def test_jobs_that_stopped_running_are_dropped() -> None:
+    """A job that ended (or is downloading) is never polled."""
+    queue = PollQueue(ids_per_query=10)
+    job = running_job("a")
+    queue.schedule(job, 1.0)
+    job.phase = Phase.DOWNLOADING
+    assert queue.next_due() is None
+    assert queue.take_due(2.0) == []
+
+
+def test_turbo_polls_share_queries_and_pull_near_ones_forward() -> None:
+    """Due turbo tasks ride in one query, joined by those due within a step, capped per query."""
+    queue = PollQueue(ids_per_query=3)
+    due = [running_job(f"d{i}", "turbo-text2video", step=1.0) for i in range(4)]
+    soon = running_job("soon", "turbo-text2video", step=1.0)
+    late = running_job("late", "turbo-text2video", step=1.0)
+    for job in due:
+        queue.schedule(job, 1.0)
+    queue.schedule(soon, 1.5)
+    queue.schedule(late, 50.0)
+    groups = queue.take_due(1.0)
+    assert [lane for lane, _ in groups] == ["turbo-text2video", "turbo-text2video"]
+    assert [len(jobs) for _, jobs in groups] == [3, 2]
+    sent = {job.key for _, jobs in groups for job in jobs}
+    assert sent == {"d0", "d1", "d2", "d3", "soon"}
+    assert queue.next_due() == 50.0
+
+
+class FlakySession:
+    """Queries that fail as scripted, then answer the task as processing."""
+
+    def __init__(self, failures: list[BaseException]) -> None:
+        self._failures = failures
+        self.queries = 0
+
+    async def get(
+        self,
+        endpoint: str | Endpoint,
+        task_id: str | None = None,
+        /,
+        *,
+        external_task_id: str | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> Task:
+        self.queries += 1
+        if self._failures:
+            raise self._failures.pop(0)
+        return Task(id=str(task_id), endpoint="text2video", status=TaskStatus.PROCESSING)
+
+    async def create(self, *_: Any, **__: Any) -> Task:
+        raise AssertionError("not used")
+
+    async def get_many(self, **_: Any) -> list[Task]:
+        raise AssertionError("not used")
+
+    async def refresh(self, task: Task, *, limiter: RateLimiter | None = None) -> Task:
+        raise AssertionError("not used")
+
+    async def download_url(self, url: str, path: str | Path, **_: Any) -> Any:
+        raise AssertionError("not used")
+
+    @property
+    def config(self) -> Any:
+        raise AssertionError("not used")
+
+
+class RecordingWatcher:
+    """The watcher, as the poller sees it."""
+
+    def __init__(self) -> None:
+        self.answers: list[Task] = []
+        self.retries: list[float] = []
+        self.given_up: list[BaseException] = []
+
+    def on_status(self, job: Job, task: Task, sent: float) -> None:
+        self.answers.append(task)
+
+    def give_up(self, job: Job, error: BaseException) -> None:
+        job.phase = Phase.DONE
+        self.given_up.append(error)
+
+    def retry_at(self, job: Job, due: float) -> None:
+        self.retries.append(due)
+
+
+def make_poller(session: FlakySession) -> tuple[Poller, RecordingWatcher]:
+    def halt(reason: NotStartedError) -> None:
+        raise AssertionError("no halt expected")
+
+    watcher = RecordingWatcher()
+    poller = Poller(
+        session=session,
+        polls=PollQueue(10),
+        wake=Wake(),
+        poll=PollPolicy(initial_delay=0.0, interval=0.01, max_interval=0.01, timeout=60.0),
+        pacing=Pacing(
+            max_requests_per_second=None,
+            max_refusals_per_second=5,
+            retry=RetryPolicy(initial_delay=0.0, max_delay=0.0),
+            rng=random.Random(0),
+        ),
+        watcher=watcher,
+        results=Results(on_event=None, fail_fast=False, halt=halt),
+    )
+    return poller, watcher
+
+
+async def poll_once(poller: Poller, job: Job) -> None:
+    send, receive = anyio.create_memory_object_stream[PollItem](1)
+    with send:
+        send.send_nowait(("", [job]))
+    with anyio.fail_after(GUARD):
+        await poller.worker(receive)
+
+
+async def test_a_foreign_exception_in_a_query_is_retried_not_raised() -> None:
+    """A bug or hostile answer in one query becomes a retry of that task, never a crash."""
+    session = FlakySession([ValueError("unparseable")])
+    poller, watcher = make_poller(session)
+    job = running_job("a")
+    await poll_once(poller, job)
+    assert watcher.retries
+    assert watcher.given_up == []
+    await poll_once(poller, job)
+    assert [t.status for t in watcher.answers] == [TaskStatus.PROCESSING]
+
+
+async def test_not_found_is_tolerated_for_a_while_then_the_task_is_given_up() -> None:
+    """Lookup lag: a few 404s are retried; a task that stays missing is given up."""
+    session = FlakySession([NotFoundError("gone", http_status=404, code=1203)] * 25)
+    poller, watcher = make_poller(session)
+    job = running_job("a")
+    for _ in range(25):
+        if job.phase is not Phase.RUNNING:
+            break
+        await poll_once(poller, job)
+    assert len(watcher.retries) == 20
+    assert len(watcher.given_up) == 1
+    assert isinstance(watcher.given_up[0], NotFoundError)
