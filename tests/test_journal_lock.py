@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sqlite3
@@ -47,9 +48,9 @@ def _contend(path: str, start: Barrier, attempted: Barrier, results: Any) -> Non
     journal.close()
 
 
-def _open_in_turn(path: str, results: Any) -> None:
-    """Child: open the journal (no one else holds it), record a job, report the batch id."""
-    with Journal(path) as journal:
+def _open_in_turn(path: str, results: Any, turn: Any = None) -> None:
+    """Child: open the journal when it is this child's turn, record a job, report the batch id."""
+    with turn if turn is not None else contextlib.nullcontext(), Journal(path) as journal:
         journal.record(
             f"job-{os.getpid()}", endpoint="text2video", fingerprint="f", external_task_id="e"
         )
@@ -131,12 +132,9 @@ def test_four_processes_on_a_fresh_journal_one_wins_and_one_batch_id(tmp_path: P
     assert {holder for kind, _, holder, _ in outcomes if kind == "locked"} <= {winner, None}
     batch_id = next(detail for kind, _, _, detail in outcomes if kind == "won")
     assert _batches(path) == [batch_id]
-    # A loser coming back once the winner is done joins the same batch.
-    child = SPAWN.Process(target=_open_in_turn, args=(str(path), results))
-    child.start()
-    child.join(GUARD)
-    assert child.exitcode == 0
-    assert results.get(timeout=GUARD) == batch_id
+    # Another process coming back once the winner is done joins the same batch.
+    with Journal(path) as again:
+        assert again.batch_id == batch_id
     assert _batches(path) == [batch_id]
 
 
@@ -144,17 +142,20 @@ def test_processes_in_turn_share_one_batch_id_without_contention(tmp_path: Path)
     """Openers that never overlap all see the first one's batch id; one batch in the file."""
     path = tmp_path / "j.db"
     results = SPAWN.Queue()
-    seen = []
-    for _ in range(3):
-        child = SPAWN.Process(target=_open_in_turn, args=(str(path), results))
+    turn = SPAWN.Lock()  # started together (imports overlap), open one after another
+    children = [
+        SPAWN.Process(target=_open_in_turn, args=(str(path), results, turn)) for _ in range(4)
+    ]
+    for child in children:
         child.start()
+    seen = [results.get(timeout=GUARD) for _ in children]
+    for child in children:
         child.join(GUARD)
-        assert child.exitcode == 0
-        seen.append(results.get(timeout=GUARD))
+    assert [child.exitcode for child in children] == [0, 0, 0, 0]
     assert len(set(seen)) == 1
     assert _batches(path) == seen[:1]
     with Journal(path, read_only=True) as reader:
-        assert len(list(reader.entries())) == 3
+        assert len(list(reader.entries())) == 4
 
 
 def test_a_reader_needs_no_lock_and_cannot_write(tmp_path: Path) -> None:
