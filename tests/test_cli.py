@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kling_async import _cli
-from kling_async._cli import load_jobs
+from kling_async import cli as _cli
+from kling_async.cli._jobs import load_jobs
 from kling_async.testing import FakeConfig, FakeGateway, run_fake_gateway
 
 #: Poll fast: the fakes below run their clocks hundreds of times fast.
@@ -148,7 +148,7 @@ async def test_batch_of_200_jobs_succeeds_and_writes_results(
     assert [r["line"] for r in results] == list(range(1, 201))
     assert all(r["status"] == "succeed" for r in results)
     assert all(r["task_id"] and r["outputs"] and r["files"] for r in results)
-    assert all(Path(f).is_file() for r in results for f in r["files"])
+    assert all(Path(f["path"]).is_file() for r in results for f in r["files"])
     assert results[2]["key"] == "img-2"
     assert results[0]["key"] == "line-1"
     printed = capsys.readouterr().out
@@ -210,7 +210,7 @@ async def test_the_key_is_never_printed(tmp_path: Path, capsys: pytest.CaptureFi
             ["create", "videos/text2video", "--json", '{"prompt": "a cat"}', *args]
         )
     captured = capsys.readouterr()
-    assert code == 1
+    assert code == 2
     assert "AuthenticationError" in captured.err
     assert "sk-very-secret-value" not in captured.out + captured.err
 
@@ -430,11 +430,11 @@ async def test_sigkill_mid_run_then_rerun_creates_each_task_once(tmp_path: Path)
     assert stats["duplicate_external_ids"] == 0
     results = read_results(out)
     assert Counter(r["status"] for r in results) == {"succeed": 200}
-    assert all(Path(f).is_file() for r in results for f in r["files"])
+    assert all(Path(f["path"]).is_file() for r in results for f in r["files"])
 
 
 async def test_first_ctrl_c_stops_admitting_and_finishes_in_flight(tmp_path: Path) -> None:
-    """One SIGINT: no new creates, running tasks finish, the rest are not_started; exit 1."""
+    """One SIGINT: no new creates, creates in flight settle and are journaled; exit 130."""
     jobs = write_jobs(tmp_path / "jobs.jsonl", 100)
     out = tmp_path / "out"
     log = tmp_path / "child.log"
@@ -448,14 +448,21 @@ async def test_first_ctrl_c_stops_admitting_and_finishes_in_flight(tmp_path: Pat
         first_creates = fake.stats()["creates"]
         results = read_results(out)
         statuses = Counter(r["status"] for r in results)
+        printed = log.read_text()
         # Running it again finishes the rest, creating each missing task once.
         async with child(args, env, log) as proc:
             again = await proc.wait()
         stats = fake.stats()
-    assert code == 1, log.read_text()
+    assert code == 130, printed
     assert statuses["not_started"] > 0
-    assert statuses["succeed"] == first_creates  # everything created was followed to its end
-    assert statuses["succeed"] + statuses["not_started"] == 100
+    # Every task the server created is in results.jsonl with its id: none is lost.
+    assert sum(1 for r in results if r["task_id"]) == first_creates
+    assert sum(statuses.values()) == 100
+    rows = summary_rows(printed)
+    assert rows["Jobs"] == "100"
+    created = sum(int(rows.get(label, "0")) for label in CREATED_LABELS)
+    assert created == first_creates
+    assert int(rows.get("Not started", "0")) == statuses["not_started"]
     assert again == 0
     assert stats["creates"] == 100
     assert stats["duplicate_external_ids"] == 0
@@ -493,6 +500,22 @@ async def test_leaving_at_once_keeps_the_journal_consistent(
     assert stats["creates"] == 60
     assert stats["duplicate_external_ids"] == 0
     assert Counter(r["status"] for r in read_results(out)) == {"succeed": 60}
+
+
+#: Summary rows that count jobs whose task the server created.
+CREATED_LABELS = ("Succeeded", "Failed", "Left running on the server")
+
+
+def summary_rows(text: str) -> dict[str, str]:
+    """The ``label   value`` rows of the last plain summary table in ``text``."""
+    tables = text.split("kling-async batch\n")
+    rows: dict[str, str] = {}
+    for line in tables[-1].splitlines()[1:]:
+        label, sep, value = line.rpartition("   ")
+        if not sep or not label.strip():
+            break
+        rows[label.strip()] = value.strip()
+    return rows
 
 
 def free_port() -> int:

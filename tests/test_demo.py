@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from kling_async import _cli, _progress
-from kling_async._demo import demo_jobs, demo_png, scaled_poll_policy
+from kling_async import cli as _cli
 from kling_async._endpoints import endpoint_for_request
 from kling_async._media import image_info
-from kling_async._progress import ProgressReporter, print_summary
 from kling_async._validation import validate_request
+from kling_async.cli import _progress
+from kling_async.cli._progress import ProgressReporter, print_summary
+from kling_async.cli._settings import scaled_poll_policy
+from kling_async.cli.demo import demo_jobs, demo_png
 
 
 def is_mp4(data: bytes) -> bool:

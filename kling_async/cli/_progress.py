@@ -1,13 +1,20 @@
-"""Progress display for the ``kling-async`` command: live bars on a terminal, plain lines elsewhere.
+"""Progress of a batch: live bars on a terminal, plain lines elsewhere.
 
 :class:`ProgressReporter` keeps one state per job (queued, submitted, processing,
-downloading, then succeeded / failed / error / not_started) and shows the counts,
-a bar and an ETA. On a terminal, and when ``rich`` is installed (the ``cli``
-extra), it draws with a :class:`rich.live.Live` display; otherwise it prints one
-plain line every few seconds, which reads well in CI logs and ``tee`` files.
+downloading, then succeeded / failed / error / not_started) and shows the counts
+per state, an ETA and whether the gateway has been throttling us lately.
 
-``rich`` is imported lazily, only when a live display or a table is drawn, so the
-SDK itself never needs it.
+* The ETA comes from learned durations once tasks have finished: each family's
+  median create-to-end time, played through the concurrency slots
+  (:mod:`kling_async.cli._eta`). Before that, it is extrapolated from the pace
+  at which jobs end, and unknown (``--:--``) before the first one ends.
+* A 1302 (request rate) or 1303 (every slot busy) answer shows as ``throttled``
+  with the code for :data:`THROTTLE_WINDOW` seconds.
+* On a terminal, with ``rich`` installed (the ``cli`` extra), a
+  :class:`rich.live.Live` display; otherwise one plain line every few seconds,
+  free of control characters, which reads well in CI logs and ``tee`` files.
+
+``rich`` is imported lazily, only when a live display or a table is drawn.
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from ._common import printable
+from ._eta import DurationModel, estimate_remaining
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -31,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
+    "THROTTLE_WINDOW",
+    "Mode",
     "ProgressReporter",
     "format_duration",
     "print_summary",
@@ -41,6 +53,8 @@ __all__ = [
 ACTIVE_STATES: tuple[str, ...] = ("queued", "submitted", "processing", "downloading")
 #: States a job ends in, in display order.
 FINAL_STATES: tuple[str, ...] = ("succeeded", "failed", "error", "not_started")
+#: Seconds a 1302/1303 answer keeps the throttle indicator on.
+THROTTLE_WINDOW = 15.0
 
 _STYLES = {
     "queued": "dim",
@@ -52,6 +66,8 @@ _STYLES = {
     "error": "red",
     "not_started": "yellow",
 }
+
+_THROTTLE_MEANING = {1302: "request rate", 1303: "slots full"}
 
 Mode = Literal["auto", "rich", "plain", "off"]
 
@@ -91,13 +107,21 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def _throttle_code(error: object) -> int:
+    """1303 for a concurrency refusal; 1302 for a rate refusal (or a bare 429)."""
+    code = getattr(error, "code", None)
+    if code in _THROTTLE_MEANING:
+        return int(code)
+    return 1303 if type(error).__name__ == "ConcurrencyLimitedError" else 1302
+
+
 class ProgressReporter:
-    """Show how far a batch has got: per-state counts, a bar and an ETA.
+    """Show how far a batch has got: per-state counts, an ETA and throttling.
 
     Feed it with :meth:`set_state` (one state per job key) and :meth:`count`
-    (events such as ``throttled`` or ``retried``), or hand :meth:`on_event` to the
-    batch as its ``on_event`` hook. Use it as an async context manager around the
-    batch: it starts the display on entry and draws a last frame on exit.
+    (events such as ``retried``), or hand :meth:`on_event` to the batch as its
+    ``on_event`` hook. Use it as an async context manager around the batch: it
+    starts the display on entry and draws a last frame on exit.
 
     Args:
         total: Number of jobs expected (can grow with :meth:`add_total`).
@@ -108,6 +132,10 @@ class ProgressReporter:
         interval: Seconds between plain lines.
         downloads: Whether outputs are downloaded after a task succeeds (a
             succeeded task then shows as ``downloading`` until its result arrives).
+        families: Endpoint family of each job key, so durations are learned per
+            family (default: one family for all).
+        slots: Tasks that may run at once (the batch's ``max_running``), for the ETA.
+        clock: Monotonic clock, the one batch events are stamped with.
     """
 
     def __init__(
@@ -119,9 +147,12 @@ class ProgressReporter:
         mode: Mode = "auto",
         interval: float = 2.0,
         downloads: bool = True,
+        families: Mapping[str, str] | None = None,
+        slots: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total = total
-        self.title = title
+        self.title = printable(title)
         self._stream = stream
         if mode == "auto":
             out = stream or sys.stdout
@@ -132,12 +163,18 @@ class ProgressReporter:
         self.mode: Mode = mode
         self.interval = interval
         self.downloads = downloads
+        self.slots = slots
         #: Output files saved so far.
         self.files = 0
-        self._states: dict[str, str] = {}
         #: Events that are not states (``throttled``, ``retried``...), counted.
         self.events: Counter[str] = Counter()
-        self._started = time.monotonic()
+        self._clock = clock
+        self._families = dict(families or {})
+        self._states: dict[str, str] = {}
+        self._created: dict[str, float] = {}
+        self._durations = DurationModel()
+        self._throttled_at: dict[int, float] = {}
+        self._started = clock()
         self._first_done: float | None = None
         self._note = ""
         self._live: Live | None = None
@@ -166,7 +203,7 @@ class ProgressReporter:
             return  # late events of a finished job (a duplicate callback, say)
         self._states[key] = state
         if state in FINAL_STATES and self._first_done is None:
-            self._first_done = time.monotonic()
+            self._first_done = self._clock()
 
     def count(self, name: str, amount: int = 1) -> None:
         """Count an event that is not a state change.
@@ -177,31 +214,50 @@ class ProgressReporter:
         """
         self.events[name] += amount
 
+    def throttled(self, code: int, at: float | None = None) -> None:
+        """Record a 1302 or 1303 answer: counted, and shown for a while.
+
+        Args:
+            code: 1302 (request rate) or 1303 (every slot busy).
+            at: When, on the reporter's clock (default: now).
+        """
+        self.count("throttled")
+        self._throttled_at[code] = self._clock() if at is None else at
+
     def note(self, text: str) -> None:
         """Show a short message under the bar (``stopping: ...``).
 
         Args:
             text: The message; empty to clear it.
         """
-        self._note = text
+        self._note = printable(text)
         if self.mode == "plain" and text:
-            self._write(f"{self.title}: {text}")
+            self._write(f"{self.title}: {self._note}")
 
     def on_event(self, event: Any) -> None:
         """Map a batch :class:`~kling_async.Event` to a job state (the ``on_event`` hook).
 
         ``queued`` → queued, ``created`` → submitted, ``running`` → processing,
         ``succeeded`` → downloading (when outputs are being saved) or succeeded,
-        ``failed`` and ``not_started`` as named; ``retried``, ``throttled`` and
-        ``downloaded`` are counted. Final states are best set from the results
-        (:meth:`set_state`), which also cover jobs resumed from a journal.
+        ``failed`` and ``not_started`` as named; ``throttled`` feeds the throttle
+        indicator, ``downloaded`` the file count, others are counted. Task
+        durations (created to ended) are learned for the ETA. Final states are best
+        set from the results (:meth:`set_state`), which also cover resumed jobs.
 
         Args:
-            event: The batch's event (anything with ``kind`` and ``key``).
+            event: The batch's event (anything with ``kind``, ``key`` and ``time``).
         """
         kind = getattr(event, "kind", "")
         name = str(getattr(kind, "value", kind)).lower()
         key = str(getattr(event, "key", ""))
+        at = getattr(event, "time", None)
+        when = float(at) if isinstance(at, (int, float)) else self._clock()
+        if name == "created":
+            self._created[key] = when
+        elif name in ("succeeded", "failed"):
+            created = self._created.pop(key, None)
+            if created is not None:
+                self._durations.add(self._families.get(key, ""), when - created)
         if name == "succeeded":
             self.set_state(key, "downloading" if self.downloads else "succeeded")
             return
@@ -210,6 +266,8 @@ class ProgressReporter:
             self.set_state(key, state)
         elif name == "downloaded":
             self.files += 1
+        elif name == "throttled":
+            self.throttled(_throttle_code(getattr(event, "error", None)), when)
         else:
             self.count(name or "event")
 
@@ -231,34 +289,67 @@ class ProgressReporter:
 
     @property
     def elapsed(self) -> float:
-        """Seconds since the reporter was made."""
-        return time.monotonic() - self._started
+        """Seconds since the reporter was made (or entered)."""
+        return self._clock() - self._started
 
-    def eta(self) -> float | None:
-        """Seconds until every job ends, from the rate jobs have been ending at.
+    def throttling(self) -> list[int]:
+        """The throttle codes seen within the last :data:`THROTTLE_WINDOW` seconds.
 
         Returns:
-            The estimate, or ``None`` before the first job ends.
+            ``[1302]``, ``[1303]``, both or none, sorted.
         """
+        now = self._clock()
+        return sorted(c for c, at in self._throttled_at.items() if now - at <= THROTTLE_WINDOW)
+
+    def eta(self) -> float | None:
+        """Seconds until every job ends.
+
+        From learned durations when a task has finished; before that from the
+        pace at which jobs end; ``None`` before anything ended.
+
+        Returns:
+            The estimate, or ``None`` when nothing is known yet.
+        """
+        remaining = max(0, self.total - self.done)
+        if remaining == 0 and self.done:
+            return 0.0
+        if self._durations.learned:
+            return self._learned_eta()
         done = self.done
         if done == 0 or self._first_done is None:
             return None
-        remaining = max(0, self.total - done)
-        if remaining == 0:
-            return 0.0
-        # Measure the rate from the first completion on: the time before it is
-        # the latency of one task, which the remaining jobs overlap with.
-        since_first = max(time.monotonic() - self._first_done, 1e-6)
+        # From the first completion on: the time before it is the latency of one
+        # task, which the remaining jobs overlap with.
+        since_first = max(self._clock() - self._first_done, 1e-6)
         if done == 1:
             return self._first_done - self._started  # one more "wave", roughly
-        rate = (done - 1) / since_first
-        return remaining / rate
+        return remaining / ((done - 1) / since_first)
+
+    def _learned_eta(self) -> float:
+        now = self._clock()
+        running: list[tuple[float, float]] = []
+        queued: list[float] = []
+        fallback = self._durations.expected("") or 0.0
+        seen = set()
+        for key, state in self._states.items():
+            seen.add(key)
+            expected = self._durations.expected(self._families.get(key, "")) or fallback
+            if state in ("submitted", "processing"):
+                created = self._created.get(key, now)
+                running.append((now - created, expected))
+            elif state == "queued":
+                queued.append(expected)
+        unseen = [k for k in self._families if k not in seen]
+        queued.extend(self._durations.expected(self._families[k]) or fallback for k in unseen)
+        queued.extend(fallback for _ in range(self.total - len(seen) - len(unseen)))
+        slots = self.slots or max(len(running), 1)
+        return estimate_remaining(running=running, queued=queued, slots=slots)
 
     def plain_line(self) -> str:
-        """One line for logs: done/total, the non-zero states, elapsed and ETA.
+        """One line for logs: done/total, the non-zero states, throttling, elapsed and ETA.
 
         Returns:
-            The line.
+            The line, without control characters.
         """
         counts = self.counts
         total = max(self.total, 1)
@@ -270,8 +361,18 @@ class ProgressReporter:
             line += " | " + ", ".join(parts)
         if extras:
             line += " | " + ", ".join(extras)
+        throttling = self._throttle_text()
+        if throttling:
+            line += f" | {throttling}"
         line += f" | {format_duration(self.elapsed)} elapsed, ETA {format_duration(self.eta())}"
-        return line
+        return printable(line)
+
+    def _throttle_text(self) -> str:
+        codes = self.throttling()
+        if not codes:
+            return ""
+        what = ", ".join(f"{c} {_THROTTLE_MEANING[c]}" for c in codes)
+        return f"throttled now ({what})"
 
     # --- drawing ---------------------------------------------------------------------
 
@@ -314,6 +415,9 @@ class ProgressReporter:
                 status.append(f"  {name} ", style="dim")
                 status.append(str(n), style="yellow")
         parts: list[RenderableType] = [head, status]
+        throttling = self._throttle_text()
+        if throttling:
+            parts.append(Text(throttling, style="bold yellow"))
         if self._note:
             parts.append(Text(self._note, style="yellow"))
         return Group(*parts)
@@ -330,7 +434,7 @@ class ProgressReporter:
             self._write(line)
 
     async def __aenter__(self) -> ProgressReporter:
-        self._started = time.monotonic()
+        self._started = self._clock()
         if self.mode == "rich":
             from rich.console import Console
             from rich.live import Live

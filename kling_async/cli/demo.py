@@ -2,36 +2,41 @@
 
 The demo starts :mod:`kling_async.testing`'s fake gateway on loopback with a
 compressed clock (a 100 s generation takes 3 s), runs a mixed batch through the
-scheduler (text-to-video, image-to-video from a generated PNG, image generation,
-text-to-audio) with live progress, downloads every output (playable MP4, PNG, MP3
-and WAV files) and prints a summary table.
+batch command's own :func:`~kling_async.cli.batch.run_batch` (text-to-video,
+image-to-video from a generated PNG, image generation, text-to-audio) with live
+progress, downloads every output (playable MP4, PNG, MP3 and WAV files), writes
+``OUT/results.jsonl`` exactly as ``kling-async batch`` does, and prints the summary.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import struct
+import sys
 import time
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import Any, TextIO
 
-import attrs
-
-from ._config import PollPolicy
-from ._media import encode_image
-from ._models import (
+from .._endpoints import endpoint_for_request
+from .._media import encode_image
+from .._models import (
     ImageGenerationRequest,
     ImageToVideoRequest,
     Request,
     TextToAudioRequest,
     TextToVideoRequest,
 )
+from ..testing import FakeConfig, run_fake_gateway
+from ._common import HelpFormatter, positive_int
+from ._jobs import Job
+from ._progress import Mode, ProgressReporter
+from ._results import print_batch_summary, write_results
+from ._settings import add_time_scale_argument, scaled_poll_policy, scaled_retry_policy
+from .batch import BatchRun, exit_status, run_batch
 
-if TYPE_CHECKING:
-    from ._progress import Mode
-
-__all__ = ["demo_jobs", "demo_png", "run_demo", "scaled_poll_policy"]
+__all__ = ["add_parser", "demo_jobs", "demo_png", "run", "run_demo"]
 
 _VIDEO_PROMPTS = (
     "A red fox trots through fresh snow at dawn, breath misting, slow tracking shot",
@@ -147,30 +152,6 @@ def demo_jobs(count: int) -> list[tuple[str, Request]]:
     return jobs
 
 
-def scaled_poll_policy(time_scale: float, base: PollPolicy | None = None) -> PollPolicy:
-    """A poll policy for a server whose clock runs ``1 / time_scale`` times too fast.
-
-    The batch scheduler learns real task durations as they finish; this only
-    scales its starting guesses (first poll, intervals, cap) so that the first
-    tasks of a compressed-clock fake are not polled minutes late.
-
-    Args:
-        time_scale: The fake's ``time_scale`` (0.03: a 100 s task takes 3 s).
-        base: The policy to scale (default :class:`PollPolicy`'s defaults).
-
-    Returns:
-        The scaled policy.
-    """
-    base = base or PollPolicy()
-    return attrs.evolve(
-        base,
-        initial_delay=base.initial_delay * time_scale,
-        interval=max(base.interval * time_scale, 0.01),
-        max_interval=max(base.max_interval * time_scale, 0.05),
-        timeout=max(base.timeout * time_scale, 60.0),
-    )
-
-
 async def run_demo(
     *,
     jobs: int = 24,
@@ -180,62 +161,72 @@ async def run_demo(
     progress: Mode = "auto",
     stream: TextIO | None = None,
 ) -> int:
-    """Run the demo and print its summary.
+    """Run the demo, write ``out/results.jsonl`` and print the summary.
 
     Args:
         jobs: Number of jobs.
         out: Directory for the outputs (created if missing).
-        time_scale: The fake's clock factor.
+        time_scale: The fake's clock factor; the SDK's delays are scaled alike.
         seed: The fake's seed.
         progress: Progress display mode.
         stream: Where to print (default ``sys.stdout``).
 
     Returns:
-        The exit status: 0.
+        The exit status, as ``kling-async batch`` would give it (0: all succeeded).
     """
-    from ._cli import BatchRun, print_batch_summary, run_batch
-    from ._progress import ProgressReporter
-    from .testing import FakeConfig, run_fake_gateway
-
     started = time.monotonic()
     quota = 8
     fake_config = FakeConfig(time_scale=time_scale, max_running=quota, seed=seed)
-    work = demo_jobs(jobs)
+    work = [
+        Job(line=n, key=key, endpoint=endpoint_for_request(request), request=request)
+        for n, (key, request) in enumerate(demo_jobs(jobs), start=1)
+    ]
     journal = _fresh_journal(out)
+    write = stream.write if stream is not None else sys.stdout.write
     async with run_fake_gateway(fake_config) as fake:
-        write = (stream.write if stream is not None else None) or _stdout_write
         write(
             f"kling-async demo: {jobs} jobs against the embedded fake gateway\n"
             f"  at {fake.url}, clock x{1 / time_scale:.0f}"
             f" (a 100 s generation takes {100 * time_scale:g} s),\n"
             f"  concurrency quota {quota}; outputs in {out}/\n"
         )
-        reporter = ProgressReporter(len(work), title="demo", stream=stream, mode=progress)
-        async with fake.session() as session:
-            run = BatchRun(
-                session=session,
-                jobs=work,
-                reporter=reporter,
-                batch_options={
-                    "max_running": quota,
-                    "journal": journal,
-                    "download_dir": out,
-                    "poll": scaled_poll_policy(time_scale),
-                },
+        reporter = ProgressReporter(
+            len(work),
+            title="demo",
+            stream=stream,
+            mode=progress,
+            families={job.key: job.endpoint.name for job in work},
+            slots=quota,
+        )
+        session = fake.session(
+            poll=scaled_poll_policy(time_scale), retry=scaled_retry_policy(time_scale)
+        )
+        async with session:
+            outcome = await run_batch(
+                BatchRun(
+                    session=session,
+                    jobs=work,
+                    reporter=reporter,
+                    batch_options={"max_running": quota, "journal": journal, "download_dir": out},
+                )
             )
-            outcome = await run_batch(run)
         stats = fake.stats()
+    results = out / "results.jsonl"
+    records = write_results(results, work, outcome)
     print_batch_summary(
         outcome,
+        records,
         title="kling-async demo",
         extra=[
             ("Server creates", str(stats.get("creates", "?"))),
             ("Wall time", f"{time.monotonic() - started:.1f} s"),
             ("Outputs", f"{out}/"),
+            ("Results", str(results)),
         ],
+        details=results,
         stream=stream,
     )
-    return 0
+    return exit_status(outcome, records)
 
 
 def _fresh_journal(out: Path) -> Path:
@@ -247,7 +238,64 @@ def _fresh_journal(out: Path) -> Path:
     return journal
 
 
-def _stdout_write(text: str) -> int:
-    import sys
+async def run(args: argparse.Namespace) -> int:
+    """Run the ``demo`` command.
 
-    return sys.stdout.write(text)
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        The exit status.
+    """
+    return await run_demo(
+        jobs=args.jobs,
+        out=Path(args.out),
+        time_scale=args.time_scale,
+        seed=args.seed,
+        progress=args.progress,
+    )
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``demo`` command.
+
+    Args:
+        sub: The subparsers object of the main parser.
+
+    Returns:
+        The command's parser.
+    """
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "demo",
+        help="run a mixed batch against the embedded fake gateway (no key, no network)",
+        formatter_class=HelpFormatter,
+        description="Start the fake gateway in-process with a compressed clock, run a mixed "
+        "batch (text-to-video, image-to-video, image generation, text-to-audio) with live "
+        "progress, download every output, write OUT/results.jsonl and print a summary.",
+    )
+    parser.add_argument(
+        "--jobs", type=positive_int, default=24, help="jobs to run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", default="kling-demo", metavar="DIR", help="where outputs go (default: %(default)s)"
+    )
+    add_time_scale_argument(
+        parser,
+        default=0.03,
+        help_text="clock factor of the fake, and of the SDK's delays: 0.03 turns a 100 s "
+        "generation into 3 s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the fake's random choices (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "rich", "plain", "off"),
+        default="auto",
+        help="progress display: auto is bars on a terminal, plain lines otherwise "
+        "(default: %(default)s)",
+    )
+    return parser
