@@ -13,6 +13,7 @@ and only when the task's id is missing or unusable.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ from ._task import (
 
 __all__ = [
     "converter",
+    "encode_body",
     "parse_face_session",
     "parse_task",
     "request_from_payload",
@@ -110,6 +112,22 @@ def to_payload(request: _models.Request) -> dict[str, Any]:
     return result
 
 
+def encode_body(payload: Mapping[str, Any]) -> bytes:
+    """Encode a checked body as the JSON bytes to send (compact, UTF-8, no NaN).
+
+    Args:
+        payload: A body from :func:`to_payload` or ``build_payload``.
+
+    Returns:
+        The request body.
+
+    Raises:
+        ValueError: The body holds a value JSON cannot carry (NaN, infinity);
+            checked bodies never do.
+    """
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
 def request_from_payload(request_type: type[T], payload: Mapping[str, Any]) -> T:
     """Build a request model from a JSON body, refusing (never coercing) wrong types.
 
@@ -151,6 +169,11 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _str(value: Any) -> str | None:
+    """A non-empty string; ``None`` for anything else (URLs, messages are never numbers)."""
+    return value if isinstance(value, str) and value else None
+
+
 def _float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
@@ -171,9 +194,9 @@ def _int(value: Any) -> int | None:
 def _video(item: Mapping[str, Any]) -> VideoOutput:
     return VideoOutput(
         id=_text(item.get("id")),
-        url=_text(item.get("url")),
+        url=_str(item.get("url")),
         duration=_float(item.get("duration")),
-        watermark_url=_text(item.get("watermark_url")),
+        watermark_url=_str(item.get("watermark_url")),
     )
 
 
@@ -181,18 +204,18 @@ def _image(item: Mapping[str, Any], position: int) -> ImageOutput:
     index = _int(item.get("index"))
     return ImageOutput(
         index=position if index is None else index,
-        url=_text(item.get("url")),
-        watermark_url=_text(item.get("watermark_url")),
+        url=_str(item.get("url")),
+        watermark_url=_str(item.get("watermark_url")),
     )
 
 
 def _audio(item: Mapping[str, Any]) -> AudioOutput:
     return AudioOutput(
         id=_text(item.get("id")),
-        url=_text(item.get("url")),
+        url=_str(item.get("url")),
         duration=_float(item.get("duration")),
-        url_mp3=_text(item.get("url_mp3")),
-        url_wav=_text(item.get("url_wav")),
+        url_mp3=_str(item.get("url_mp3")),
+        url_wav=_str(item.get("url_wav")),
         duration_mp3=_float(item.get("duration_mp3")),
         duration_wav=_float(item.get("duration_wav")),
     )
@@ -245,7 +268,7 @@ def _classic_task(
         external_id=_text(info.get("external_task_id"))
         or _text(data.get("external_task_id"))
         or external_id,
-        message=_text(data.get("task_status_msg")) or "",
+        message=_str(data.get("task_status_msg")) or "",
         # Seeds 003/004 print the times inside task_result; the others beside it.
         created_at=ms_to_datetime(_first(data, result, "created_at")),
         updated_at=ms_to_datetime(_first(data, result, "updated_at")),
@@ -258,13 +281,13 @@ def _classic_task(
         units=_float(data.get("final_unit_deduction")),
         parent_video=ParentVideo(
             id=_text(parent.get("id")),
-            url=_text(parent.get("url")),
+            url=_str(parent.get("url")),
             duration=_float(parent.get("duration")),
         )
         if isinstance(parent, Mapping)
         else None,
         request_id=request_id,
-        result_type=_text(result.get("result_type")),
+        result_type=_str(result.get("result_type")),
         watermark_info=_watermark(data.get("watermark_info")),
         raw=data,
     )
@@ -288,8 +311,8 @@ def _turbo_task(
     billing = tuple(
         Charge(
             amount=_float(charge.get("amount")),
-            charge_type=_text(charge.get("charge_type")),
-            package_type=_text(charge.get("package_type")),
+            charge_type=_str(charge.get("charge_type")),
+            package_type=_str(charge.get("package_type")),
         )
         for charge in _entries(data.get("billing"))
     )
@@ -303,7 +326,7 @@ def _turbo_task(
         external_id=_text(data.get("external_id"))
         or _text(data.get("external_task_id"))
         or external_id,
-        message=_text(data.get("message")) or "",
+        message=_str(data.get("message")) or "",
         created_at=ms_to_datetime(data.get("create_time")),
         updated_at=ms_to_datetime(data.get("update_time")),
         videos=tuple(videos),
@@ -380,7 +403,7 @@ def parse_face_session(data: Any) -> FaceSession:
         faces.append(
             Face(
                 face_id=face_id,
-                face_image=_text(item.get("face_image")),
+                face_image=_str(item.get("face_image")),
                 start_time=_int(item.get("start_time")),
                 end_time=_int(item.get("end_time")),
             )

@@ -17,11 +17,16 @@ that every example also passes validation.
 
 from __future__ import annotations
 
+import inspect
 import json
+import pydoc
+import re
 from typing import Any
 
+import attrs
 import pytest
 
+import kling_async._models as models_module
 from kling_async._converter import request_from_payload, to_payload
 from kling_async._endpoints import endpoint_for_request
 from kling_async._errors import ValidationError
@@ -616,3 +621,46 @@ def test_missing_required_nested_field_is_reported() -> None:
         request_from_payload(ImageGenerationRequest, {"prompt": "x", "element_list": [{}]})
     [problem] = info.value.problems
     assert problem.path.startswith("element_list[0]")
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` section of a class docstring, as {field: text}."""
+    doc = inspect.getdoc(cls) or ""
+    assert "Attributes:" in doc, cls.__name__
+    section = doc.split("Attributes:", 1)[1]
+    found: dict[str, str] = {}
+    current = None
+    for line in section.splitlines():
+        match = re.match(r"^    (\w+): (.*)$", line)
+        if match:
+            current = match.group(1)
+            found[current] = match.group(2)
+        elif current and line.startswith("        "):
+            found[current] += " " + line.strip()
+        elif line.strip() and not line.startswith(" "):
+            break
+    return found
+
+
+_MODEL_CLASSES = sorted(
+    (
+        obj
+        for name in models_module.__all__
+        if isinstance(obj := getattr(models_module, name), type)
+        and issubclass(obj, models_module.CheckedModel)
+        and obj is not models_module.CheckedModel
+    ),
+    key=lambda c: c.__name__,
+)
+
+
+@pytest.mark.parametrize("cls", _MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_every_request_field_is_documented(cls: type) -> None:
+    """Each field has a description in the class's Attributes section, and help() shows it."""
+    docs = _attribute_docs(cls)
+    fields = [a.name for a in attrs.fields(cls)]
+    assert sorted(docs) == sorted(fields)
+    assert all(len(text) > 10 for text in docs.values()), docs
+    assert re.search(r"[Ss]eeds? \d{3}", inspect.getdoc(cls) or ""), cls.__name__
+    rendered = pydoc.render_doc(cls, renderer=pydoc.plaintext)
+    assert all(f"{name}:" in rendered for name in fields)

@@ -284,7 +284,7 @@ def exactly_one(
             elif not (has_a or has_b):
                 yield Hit(prefix + a, None, f"give exactly one of {a} and {b} (both are empty)")
 
-    field = f"{within}[].{a} / {b}" if within else f"{a} / {b}"
+    field = f"{within}[].{a} / {within}[].{b}" if within else f"{a} / {b}"
     return _rule(
         field,
         "exactly_one",

@@ -100,7 +100,7 @@ IMAGE_RULES = RuleTable(
         required("contents[].type", because=" (prompt, first_frame)", source=_CONTENTS),
         choice("contents[].type", ("prompt", "first_frame"), source=_CONTENTS),
         custom(
-            "contents[].text / url",
+            "contents[].text / contents[].url",
             "required",
             "text for a prompt, url for a first_frame",
             _entry_fields,
