@@ -93,9 +93,11 @@ class RetryPolicy:
             slot and is sent again (free: nothing was created); the batch scheduler
             turns this off and requeues instead.
         reconcile_grace: Seconds to keep looking for a task after an unclear create
-            failure before sending the create again *with the same external id*
-            (safe: if the first one landed, the gateway answers 1201 and the task is
-            looked up again, see ``reconcile_deadline``).
+            failure before sending the create again *with the same external id*.
+            Real gateways find a new task by its external id only after a lag, so
+            this is generous; sending again early is still safe (if the first one
+            landed, the gateway answers 1201 and the task is looked up again, see
+            ``reconcile_deadline``), only slower.
         reconcile_interval: Seconds before the first of those lookups; later ones
             back off (x1.5 each, capped at ``max_delay``).
         reconcile_deadline: Seconds to keep looking up a task whose create answered
@@ -112,7 +114,7 @@ class RetryPolicy:
     max_delay: float = attrs.field(default=30.0, validator=[_non_negative, _finite])
     multiplier: float = attrs.field(default=2.0, validator=[_positive, _finite])
     retry_concurrency_limited: bool = True
-    reconcile_grace: float = attrs.field(default=3.0, validator=[_non_negative, _finite])
+    reconcile_grace: float = attrs.field(default=30.0, validator=[_non_negative, _finite])
     reconcile_interval: float = attrs.field(default=1.0, validator=[_positive, _finite])
     reconcile_deadline: float = attrs.field(default=300.0, validator=[_non_negative, _finite])
     max_retry_after: float = attrs.field(default=60.0, validator=[_non_negative, _finite])

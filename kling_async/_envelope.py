@@ -301,7 +301,7 @@ def decode_answer(
         )
     if response.truncated or len(response.body) > limits.max_answer_bytes:
         raise ResponseTooLargeError(
-            f"answer larger than {limits.max_answer_bytes} bytes (HTTP {status}); not read",
+            f"answer larger than {limits.max_answer_bytes} bytes (HTTP {status}); reading stopped",
             limit=limits.max_answer_bytes,
             method=method,
             path=label,
