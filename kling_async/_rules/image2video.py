@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 from .._models import ImageToVideoRequest
 from ._base import Ctx, Hit, RuleTable, When
+from ._controls import camera_rules, voice_rules
 from ._images import image, image_complete, image_webp, mask_geometry
 from ._kinds import (
     WARNS,
@@ -19,7 +20,6 @@ from ._kinds import (
 )
 from ._shared import (
     VIDEO_ASPECTS,
-    camera_rules,
     common_rules,
     mode_rules,
     model_duration_rules,
@@ -28,7 +28,6 @@ from ._shared import (
     refs_total,
     sound_rules,
     task_seconds,
-    voice_rules,
 )
 
 __all__ = ["RULES"]

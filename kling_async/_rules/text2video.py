@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from .._models import TextToVideoRequest
 from ._base import RuleTable
+from ._controls import camera_rules, voice_rules
 from ._kinds import choice, known_model_name, number_range, seed
 from ._shared import (
     VIDEO_ASPECTS,
-    camera_rules,
     common_rules,
     mode_rules,
     model_duration_rules,
     multi_shot_rules,
     prompt_rules,
     sound_rules,
-    voice_rules,
 )
 
 __all__ = ["RULES"]
