@@ -664,3 +664,16 @@ def test_every_request_field_is_documented(cls: type) -> None:
     assert re.search(r"[Ss]eeds? \d{3}", inspect.getdoc(cls) or ""), cls.__name__
     rendered = pydoc.render_doc(cls, renderer=pydoc.plaintext)
     assert all(f"{name}:" in rendered for name in fields)
+
+
+def test_media_fields_are_redacted_in_repr() -> None:
+    """Base64 images and audio (or signed URLs) never appear in a model's repr."""
+    data = "iVBORw0KGgo" + "A" * 4000
+    request = ImageToVideoRequest(
+        image=data,
+        static_mask=data,
+        dynamic_masks=[DynamicMask(mask=data, trajectories=[TrajectoryPoint(x=1, y=2)])],
+    )
+    shown = repr(request) + repr(FaceChoice(sound_file=data)) + repr(ImageRef(image=data))
+    assert data[:40] not in shown
+    assert "<4011 characters>" in shown

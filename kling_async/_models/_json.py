@@ -40,6 +40,7 @@ __all__ = [
     "describe_kind",
     "did_you_mean",
     "field_kinds",
+    "media_repr",
     "shape_findings",
     "show",
 ]
@@ -102,6 +103,11 @@ def show(value: Any) -> Any:
 def _quoted(value: Any) -> str:
     shown = show(value)
     return repr(shown) if isinstance(value, str) and shown == value else str(shown)
+
+
+def media_repr(value: Any) -> str:
+    """``repr`` of a media field (base64 or signed URL): its length, never its content."""
+    return repr(show(value))
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -251,8 +257,7 @@ def field_kinds(cls: type[Any]) -> dict[str, tuple[FieldKind, bool]]:
     if cached is None:
         hints = typing.get_type_hints(cls)
         cached = {
-            a.name: (_kind_of(hints[a.name]), a.default is attrs.NOTHING)
-            for a in attrs.fields(cls)
+            a.name: (_kind_of(hints[a.name]), a.default is attrs.NOTHING) for a in attrs.fields(cls)
         }
         _KINDS[cls] = cached
     return cached

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._json import CheckedModel, IntLike
+from ._json import CheckedModel, IntLike, media_repr
 from ._parts import (
     Element,
     FaceChoice,
@@ -77,9 +77,9 @@ class AvatarRequest(CheckedModel):
         external_task_id: Your own id for the task.
     """
 
-    image: str | None = None
+    image: str | None = attrs.field(default=None, repr=media_repr)
     audio_id: str | None = None
-    sound_file: str | None = None
+    sound_file: str | None = attrs.field(default=None, repr=media_repr)
     prompt: str | None = None
     mode: str | None = None
     callback_url: str | None = None
@@ -113,7 +113,7 @@ class ImageGenerationRequest(CheckedModel):
     model_name: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
-    image: str | None = None
+    image: str | None = attrs.field(default=None, repr=media_repr)
     image_reference: str | None = None
     element_list: list[Element] | None = None
     resolution: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._json import CheckedModel, IntLike, NumberLike
+from ._json import CheckedModel, IntLike, NumberLike, media_repr
 
 __all__ = [
     "CameraConfig",
@@ -130,7 +130,7 @@ class DynamicMask(CheckedModel):
             Seeds 003, 004.
     """
 
-    mask: str | None = None
+    mask: str | None = attrs.field(default=None, repr=media_repr)
     trajectories: list[TrajectoryPoint] | None = None
 
 
@@ -169,7 +169,7 @@ class ImageRef(CheckedModel):
             must not be empty. Seeds 001, 003.
     """
 
-    image: str
+    image: str = attrs.field(repr=media_repr)
 
 
 @attrs.frozen(kw_only=True)
@@ -184,7 +184,7 @@ class OmniImageRef(CheckedModel):
             frame, and is not allowed with more than 2 images. Seed 001.
     """
 
-    image_url: str
+    image_url: str = attrs.field(repr=media_repr)
     type: str | None = None
 
 
@@ -227,7 +227,7 @@ class FaceChoice(CheckedModel):
 
     face_id: str | None = None
     audio_id: str | None = None
-    sound_file: str | None = None
+    sound_file: str | None = attrs.field(default=None, repr=media_repr)
     sound_start_time: int | None = None
     sound_end_time: int | None = None
     sound_insert_time: int | None = None
@@ -283,4 +283,4 @@ class TurboContent(CheckedModel):
 
     type: str | None = None
     text: str | None = None
-    url: str | None = None
+    url: str | None = attrs.field(default=None, repr=media_repr)

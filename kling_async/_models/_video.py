@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._json import CheckedModel, IntLike
+from ._json import CheckedModel, IntLike, media_repr
 from ._parts import (
     CameraControl,
     DynamicMask,
@@ -132,8 +132,8 @@ class ImageToVideoRequest(CheckedModel):
     """
 
     model_name: str | None = None
-    image: str | None = None
-    image_tail: str | None = None
+    image: str | None = attrs.field(default=None, repr=media_repr)
+    image_tail: str | None = attrs.field(default=None, repr=media_repr)
     prompt: str | None = None
     negative_prompt: str | None = None
     multi_shot: bool | None = None
@@ -146,7 +146,7 @@ class ImageToVideoRequest(CheckedModel):
     mode: str | None = None
     aspect_ratio: str | None = None
     duration: IntLike | None = None
-    static_mask: str | None = None
+    static_mask: str | None = attrs.field(default=None, repr=media_repr)
     dynamic_masks: list[DynamicMask] | None = None
     camera_control: CameraControl | None = None
     watermark_info: WatermarkInfo | None = None
