@@ -50,7 +50,12 @@ from ._errors import (
     WebhookVerificationError,
 )
 from ._handles import TaskHandle
-from ._journal import JournalMismatchError
+from ._journal import (
+    JobState,
+    JournalCorruptError,
+    JournalLockedError,
+    JournalMismatchError,
+)
 from ._media import ImageInfo, check_image, encode_file, encode_image, image_info
 from ._models import (
     AvatarRequest,
@@ -163,6 +168,9 @@ __all__ = [
     "JobCancelledError",
     "JobHandle",
     "JobResult",
+    "JobState",
+    "JournalCorruptError",
+    "JournalLockedError",
     "JournalMismatchError",
     "KlingError",
     "KlingSession",
