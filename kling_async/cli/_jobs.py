@@ -19,33 +19,17 @@ from .._converter import request_from_payload
 from .._endpoints import ENDPOINTS, Endpoint, endpoint_for
 from .._errors import Problem, ValidationError
 from .._models import Request
-from .._validation import validate_payload, validate_request
+from .._validation import build_payload
 
 __all__ = [
     "Job",
     "LineProblem",
+    "describe",
     "load_jobs",
     "parse_job_line",
     "read_body",
     "request_from_json",
 ]
-
-
-@attrs.frozen(kw_only=True)
-class Job:
-    """One job of a batch, parsed and checked.
-
-    Attributes:
-        line: 1-based line number in the jobs file (position, for the demo).
-        key: The job's stable key (given, or ``line-<n>``).
-        endpoint: The endpoint family.
-        request: The request model.
-    """
-
-    line: int
-    key: str
-    endpoint: Endpoint
-    request: Request = attrs.field(repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -74,28 +58,61 @@ class LineProblem:
         return f"{source}:{self.line}: {self.field}: {self.message}"
 
 
+@attrs.frozen(kw_only=True)
+class Job:
+    """One job of a batch, parsed and checked.
+
+    Attributes:
+        line: 1-based line number in the jobs file (position, for the demo).
+        key: The job's stable key (given, or ``line-<n>``).
+        endpoint: The endpoint family.
+        request: The request model.
+        notes: Warnings about the line: rules the SDK inferred, which do not
+            stop the job from being sent.
+    """
+
+    line: int
+    key: str
+    endpoint: Endpoint
+    request: Request = attrs.field(repr=False)
+    notes: tuple[LineProblem, ...] = ()
+
+
+def describe(problem: Problem) -> str:
+    """A problem's message with its hint, if it has one (``did you mean 'prompt'?``).
+
+    Args:
+        problem: A validation problem or finding.
+
+    Returns:
+        The text.
+    """
+    hint = getattr(problem, "hint", "")
+    return f"{problem.message} ({hint})" if hint else problem.message
+
+
 def request_from_json(
     endpoint: Endpoint, fields: Mapping[str, Any]
-) -> tuple[Request | None, list[Problem]]:
-    """Check a JSON body against its endpoint's documented limits, then build the model.
+) -> tuple[Request | None, list[Problem], list[Problem]]:
+    """Check a JSON body against its family's rules, then build the request model.
+
+    The one strict path (:func:`~kling_async._validation.build_payload`): every
+    problem at once, values never coerced, ``null`` fields left out.
 
     Args:
         endpoint: The endpoint family.
         fields: The body, in the API's own field names.
 
     Returns:
-        The request and no problems, or ``None`` and every problem found.
+        The request (``None`` when refused), every blocking problem, and the
+        warnings (rules the SDK inferred: the body is sent anyway).
     """
-    found: list[Problem] = validate_payload(endpoint, fields)
-    if found:
-        return None, found
     try:
-        request: Request = request_from_payload(endpoint.request_type, fields)
+        payload, warnings = build_payload(endpoint, fields, warn=False)
+        request: Request = request_from_payload(endpoint.request_type, payload)
     except ValidationError as exc:
-        return None, list(exc.problems)
-    # The strict model can still break a rule that needs the whole request.
-    found = validate_request(request)
-    return (None, found) if found else (request, [])
+        return None, list(exc.problems), []
+    return request, [], list(warnings)
 
 
 def _key_of(value: Any) -> str | None:
@@ -145,11 +162,18 @@ def parse_job_line(line_no: int, text: str) -> tuple[Job | None, list[LineProble
         problems.append(
             LineProblem(line=line_no, field="key", message="must be a non-empty string")
         )
-    request, found = request_from_json(endpoint, fields)
-    problems.extend(LineProblem(line=line_no, field=p.path, message=p.message) for p in found)
+    request, found, warnings = request_from_json(endpoint, fields)
+    problems.extend(LineProblem(line=line_no, field=p.path, message=describe(p)) for p in found)
     if problems or request is None:
         return None, problems
-    return Job(line=line_no, key=key or f"line-{line_no}", endpoint=endpoint, request=request), []
+    notes = tuple(
+        LineProblem(line=line_no, field=w.path, message=f"{describe(w)} (sent anyway)")
+        for w in warnings
+    )
+    job = Job(
+        line=line_no, key=key or f"line-{line_no}", endpoint=endpoint, request=request, notes=notes
+    )
+    return job, []
 
 
 def load_jobs(lines: Iterable[str]) -> tuple[list[Job], list[LineProblem]]:

@@ -116,10 +116,11 @@ def _error_fields(error: BaseException | None) -> dict[str, Any]:
 def _from_result(record: dict[str, Any], result: JobResult) -> None:
     record["status"] = result.status
     record["resumed"] = result.resumed
+    record["external_task_id"] = result.external_task_id
     task = result.task
     if task is not None:
         record["task_id"] = task.id or None
-        record["external_task_id"] = task.external_id
+        record["external_task_id"] = task.external_id or result.external_task_id
         record["outputs"] = list(task.urls)
         record["units"] = task.units
         record["created_at"] = _iso(task.created_at)

@@ -247,6 +247,9 @@ def _plan(args: argparse.Namespace) -> _Plan | int:
     if not jobs:
         error(f"{source} holds no jobs")
         return EXIT_BAD_INPUT
+    for job in jobs:
+        for note in job.notes:
+            sys.stderr.write("warning: " + note.format(source) + "\n")
     try:
         config = config_from_args(args)
     except ConfigurationError as exc:

@@ -28,7 +28,7 @@ from ._common import (
     print_json,
     task_to_json,
 )
-from ._jobs import read_body, request_from_json
+from ._jobs import describe, read_body, request_from_json
 from ._settings import (
     add_connection_arguments,
     add_poll_arguments,
@@ -63,12 +63,14 @@ async def run(args: argparse.Namespace) -> int:
     if not isinstance(body, dict):
         error("--json: the body must be a JSON object")
         return EXIT_BAD_INPUT
-    request, problems = request_from_json(endpoint, body)
+    request, problems, warnings = request_from_json(endpoint, body)
     if request is None:
         for problem in problems:
-            error(f"{endpoint.path}: {problem.path}: {problem.message}")
+            error(f"{endpoint.path}: {problem.path}: {describe(problem)}")
         error("nothing was sent")
         return EXIT_BAD_INPUT
+    for warning in warnings:
+        error(f"warning: {endpoint.path}: {warning.path}: {describe(warning)} (sent anyway)")
     try:
         config = config_from_args(args)
     except ConfigurationError as exc:
