@@ -3,8 +3,9 @@
 A gateway's ``message``, ``request_id`` or a task's status text is foreign text: a
 misbehaving or hostile gateway may echo the request back, including the API key,
 the endpoint path segment or a whole base64 image. :class:`Redactor` removes those
-(the configured secrets by value; base64-looking runs by shape, shown as length and
-hash only), drops control characters and bounds the length.
+(the configured secrets by value; an echoed ``Authorization`` value whatever its
+token; base64-looking runs by shape, shown as length and hash only), drops control
+characters and bounds the length.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ MAX_FOREIGN_TEXT = 300
 #: A run this long of base64 alphabet is treated as a payload, not as words.
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{64,}={0,2}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: An echoed ``Authorization`` value (whatever the token), or a header line holding one.
+_CREDENTIALS = re.compile(
+    r"(?i)\b(?:authorization\s*[:=]\s*)?(?:bearer|basic|token|digest)\s+\S+"
+)
 
 
 def describe_base64(value: str) -> str:
@@ -69,6 +74,7 @@ class Redactor:
         for secret in self._secrets:
             if secret in out:
                 out = out.replace(secret, "***")
+        out = _CREDENTIALS.sub("<credentials>", out)
         out = _BASE64_RUN.sub(lambda m: describe_base64(m.group(0)), out)
         out = _CONTROL.sub(" ", out)
         if len(out) > limit:
