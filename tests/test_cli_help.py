@@ -26,7 +26,7 @@ COMMANDS = subparsers(cli.build_parser())
 
 
 def test_every_command_is_there() -> None:
-    """The seven commands are registered."""
+    """The eight commands are registered."""
     assert set(COMMANDS) == {
         "demo",
         "batch",
@@ -34,6 +34,7 @@ def test_every_command_is_there() -> None:
         "get",
         "wait",
         "download",
+        "report",
         "fake-server",
     }
 

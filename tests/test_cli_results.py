@@ -20,6 +20,7 @@ FIELDS = {
     "key",
     "line",
     "endpoint",
+    "prompt",
     "status",
     "task_id",
     "external_task_id",
@@ -107,6 +108,29 @@ async def test_a_quarter_failing_names_every_failed_key_with_its_reason(
     assert f"Not succeeded ({len(failed)} of 24):" in printed
     assert f"Details of every job: {out / 'results.jsonl'}" in printed
     assert all(r["files"] for r in records if r["status"] == "succeed")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert all(r["key"] in page for r in records)
+    assert f"{out / 'report.html'}" in printed
+
+
+async def test_report_command_rewrites_the_page_and_needs_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """report OUT writes OUT/report.html from results.jsonl; without results it exits 2."""
+    out = tmp_path / "out"
+    out.mkdir()
+    row = {"key": "fox", "status": "failed", "prompt": "A fox <b>in</b> snow", "files": []}
+    (out / "results.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    assert await _cli.amain(["report", str(out), "--title", "Foxes"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "report.html")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "fox" in page
+    assert "Foxes" in page
+    assert "<b>in</b>" not in page  # prompts are escaped
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert await _cli.amain(["report", str(empty)]) == 2
+    assert "no results" in capsys.readouterr().err
 
 
 def test_only_the_first_twenty_are_named_then_a_count() -> None:
@@ -157,4 +181,6 @@ async def test_the_demo_writes_the_same_results_file(tmp_path: Path) -> None:
         check_record(record)
         assert record["status"] == "succeed"
         assert record["files"]
+        assert record["prompt"]
+    assert (out / "report.html").resolve().as_uri() in stream.getvalue()
     assert str(out / "results.jsonl") in stream.getvalue()

@@ -20,7 +20,7 @@ from .._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from . import batch, create, demo, fake_server, get
+from . import batch, create, demo, fake_server, get, report
 from ._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -41,6 +41,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], Awaitable[int]]] = {
     "wait": get.run_wait,
     "download": get.run_download,
     "demo": demo.run,
+    "report": report.run,
 }
 
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_parser(sub)
     create.add_parser(sub)
     get.add_parsers(sub)
+    report.add_parser(sub)
     fake_server.add_parser(sub)
     for command in sub.choices.values():
         document_defaults(command)

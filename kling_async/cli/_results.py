@@ -6,6 +6,7 @@
 ``key``                   the job's key
 ``line``                  its line in the jobs file
 ``endpoint``              the family's path under ``/kling/``
+``prompt``                the request's prompt (for the report), when it has one
 ``status``                ``succeed``, ``failed``, ``error`` or ``not_started``
 ``task_id``               the server's id, once created
 ``external_task_id``      the id the SDK sent with the create (a re-run reuses it)
@@ -51,6 +52,7 @@ __all__ = [
     "job_record",
     "named_lines",
     "print_batch_summary",
+    "prompt_of",
     "read_journal",
     "status_counts",
     "write_results",
@@ -165,6 +167,25 @@ def _left_early(record: dict[str, Any], entry: JournalEntry) -> None:
     record.update(status="error", error_type=_INTERRUPTED, error=f"{reason}; {again}")
 
 
+def prompt_of(request: object) -> str | None:
+    """The prompt text of a request: its ``prompt``, or a turbo request's prompt content.
+
+    Args:
+        request: A request model.
+
+    Returns:
+        The text, or ``None`` when the request has none.
+    """
+    prompt = getattr(request, "prompt", None)
+    if isinstance(prompt, str) and prompt:
+        return prompt
+    for content in getattr(request, "contents", None) or ():
+        text = getattr(content, "text", None)
+        if getattr(content, "type", None) == "prompt" and isinstance(text, str):
+            return text
+    return None
+
+
 def job_record(job: Job, result: JobResult | None, entry: JournalEntry | None) -> dict[str, Any]:
     """One line of ``results.jsonl``.
 
@@ -180,6 +201,7 @@ def job_record(job: Job, result: JobResult | None, entry: JournalEntry | None) -
         "key": job.key,
         "line": job.line,
         "endpoint": job.endpoint.path,
+        "prompt": prompt_of(job.request),
         "status": "not_started",
         "task_id": None,
         "external_task_id": None,

@@ -50,6 +50,7 @@ from ._settings import (
     settings_problem,
 )
 from ._signals import Interrupts, handle_signals
+from .report import write_run_report
 
 __all__ = ["BatchRun", "add_parser", "exit_status", "run", "run_batch"]
 
@@ -314,12 +315,12 @@ async def run(args: argparse.Namespace, *, handle_interrupts: bool = False) -> i
                 return EXIT_BAD_INPUT
         results = plan.out / "results.jsonl"
         records = write_results(results, plan.jobs, outcome)
+        extra = [("Results", str(results)), ("Journal", str(plan.journal))]
+        page = None if args.no_report else write_run_report(plan.out)
+        if page is not None:
+            extra.append(("Report", str(page)))
         print_batch_summary(
-            outcome,
-            records,
-            title="kling-async batch",
-            extra=[("Results", str(results)), ("Journal", str(plan.journal))],
-            details=results,
+            outcome, records, title="kling-async batch", extra=extra, details=results
         )
     if outcome.settings is not None:
         error(outcome.settings.message)
@@ -343,7 +344,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         description="Run every job of a JSONL file under the account's limits, download the "
         "outputs and write DIR/results.jsonl (one line per job: key, status, task id, "
-        "external id, files with size and sha256, units, error, times).\n\n"
+        "external id, files with size and sha256, units, error, times) and "
+        "DIR/report.html (a gallery of every job).\n\n"
         "Each line is "
         '{"endpoint": "videos/text2video", "key": "optional-id", ...request fields}. '
         "Every bad line is reported before anything is sent. Running the same command "
@@ -386,6 +388,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--no-download",
         action="store_true",
         help="record the output URLs but do not download (default: download)",
+    )
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write DIR/report.html at the end (default: write it)",
     )
     parser.add_argument(
         "--progress",

@@ -5,7 +5,8 @@ compressed clock (a 100 s generation takes 3 s), runs a mixed batch through the
 batch command's own :func:`~kling_async.cli.batch.run_batch` (text-to-video,
 image-to-video from a generated PNG, image generation, text-to-audio) with live
 progress, downloads every output (playable MP4, PNG, MP3 and WAV files), writes
-``OUT/results.jsonl`` exactly as ``kling-async batch`` does, and prints the summary.
+``OUT/results.jsonl`` and ``OUT/report.html`` exactly as ``kling-async batch`` does,
+and prints the summary with a link to the report.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ._progress import Mode, ProgressReporter
 from ._results import print_batch_summary, write_results
 from ._settings import add_time_scale_argument, scaled_poll_policy, scaled_retry_policy
 from .batch import BatchRun, exit_status, run_batch
+from .report import write_run_report
 
 __all__ = ["add_parser", "demo_jobs", "demo_png", "run", "run_demo"]
 
@@ -213,6 +215,7 @@ async def run_demo(
         stats = fake.stats()
     results = out / "results.jsonl"
     records = write_results(results, work, outcome)
+    page = write_run_report(out)
     print_batch_summary(
         outcome,
         records,
@@ -226,6 +229,8 @@ async def run_demo(
         details=results,
         stream=stream,
     )
+    if page is not None:
+        write(f"Open the report to watch and hear every output: {page.resolve().as_uri()}\n")
     return exit_status(outcome, records)
 
 
@@ -271,7 +276,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         description="Start the fake gateway in-process with a compressed clock, run a mixed "
         "batch (text-to-video, image-to-video, image generation, text-to-audio) with live "
-        "progress, download every output, write OUT/results.jsonl and print a summary.",
+        "progress, download every output, write OUT/results.jsonl and OUT/report.html (open "
+        "it in a browser to watch every output) and print a summary.",
     )
     parser.add_argument(
         "--jobs", type=positive_int, default=24, help="jobs to run (default: %(default)s)"
