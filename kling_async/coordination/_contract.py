@@ -15,22 +15,17 @@ reached the wrong process is handed to the process that owns the task.
 
 Faults. A store that cannot be reached never lets its callers overcommit:
 
-=================================================  ==========================================
-Call                                               While the store is unreachable
-=================================================  ==========================================
-``acquire``                                        ``None`` (no slot)
-``wait_acquire``                                   keeps waiting, retrying with backoff
-``renew``, ``renew_all``, ``keep_alive``,          tolerated (``False``); leases stay valid
-``release``, ``reassert``                          until their TTL, and are re-registered
-                                                   when the store answers again
-``on_accepted``, ``on_limited``, ``pause``,        dropped (logged at debug level)
-``record_duration``, ``claim_task``,
-``release_task``
-``held``, ``capacity``, ``paused_for``,            :class:`CoordinationUnavailableError`
-``durations``, ``owner_of``, ``publish_callback``,  at once (the caller decides: a callback
-``deliver``, ``set_capacity``                      answered 503 is retried by its sender)
-``inbox``                                          keeps retrying with backoff
-=================================================  ==========================================
+- ``acquire`` returns ``None`` (no slot); ``wait_acquire`` keeps waiting,
+  retrying with backoff; ``inbox`` keeps retrying.
+- ``renew``, ``renew_all``, ``keep_alive``, ``release`` and ``reassert`` are
+  tolerated (``False``): leases stay valid until their TTL, and are re-registered
+  when the store answers again.
+- ``on_accepted``, ``on_limited``, ``pause``, ``record_duration``, ``claim_task``
+  and ``release_task`` are dropped (logged at debug level).
+- ``held``, ``capacity``, ``queued``, ``paused_for``, ``durations``, ``owner_of``,
+  ``publish_callback``, ``deliver`` and ``set_capacity`` raise
+  :class:`CoordinationUnavailableError` at once: the caller decides (a callback
+  answered 503 is retried by its sender).
 
 Once the store has been unreachable for longer than ``max_outage`` seconds in a
 row, ``acquire``, ``wait_acquire`` and ``inbox`` raise
@@ -230,6 +225,14 @@ class SlotStore(Protocol):
 
     async def capacity(self) -> int:
         """Slots the shared window admits now (at most :attr:`max_capacity`).
+
+        Raises:
+            CoordinationUnavailableError: The store could not be reached.
+        """
+        ...
+
+    async def queued(self) -> int:
+        """Places in the shared wait queue (at most one per waiting process).
 
         Raises:
             CoordinationUnavailableError: The store could not be reached.
