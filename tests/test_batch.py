@@ -32,6 +32,7 @@ from kling_async.batch import (
     Batch,
     Event,
     EventKind,
+    ExternalIdConflictError,
     JobCancelledError,
     JobHandle,
     JobResult,
@@ -650,17 +651,22 @@ async def test_stop_admitting_finishes_in_flight_and_reports_the_rest() -> None:
     assert all(isinstance(r.error, NotStartedError) and r.error.reason == "user" for r in skipped)
 
 
-async def test_a_refused_duplicate_external_id_is_looked_up_not_lost() -> None:
-    """A create refused because the external id exists (an earlier attempt landed) follows it."""
+async def test_a_1201_on_an_id_this_batch_never_sent_names_the_id_and_adopts_nothing() -> None:
+    """A first create answered 1201 (the id is someone else's task): a clear error naming it."""
     async with fake_and_session() as (fake, session):
         batch = Batch(session, batch_id="dup", max_running=1)
-        landed = await session.create(t2v(0), external_task_id=batch._derive_external_id("k"))
+        eid = batch._derive_external_id("k")
+        landed = await session.create(t2v(0), external_task_id=eid)
         async with batch:
             results = await run_all(batch, [("k", t2v(0))])
         stats = fake.stats()
-    assert results[0].ok
-    assert results[0].task is not None
-    assert results[0].task.id == landed.id
+    error = results[0].error
+    assert results[0].status == "error"
+    assert isinstance(error, ExternalIdConflictError)
+    assert error.external_task_id == eid
+    assert error.task_id == landed.id
+    assert eid in str(error)
+    assert results[0].external_task_id == eid
     assert stats["creates"] == 1
     assert stats["duplicate_external_ids"] == 1
 

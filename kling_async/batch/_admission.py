@@ -128,17 +128,22 @@ class Admission:
         """
         return max(0, self.window.limit - self.running_slots) + _LOOKAHEAD
 
-    def enqueue(self, job: Job) -> None:
+    def enqueue(self, job: Job, *, first: bool = False) -> None:
         """Queue a job for creation (or end it at once when admissions stopped).
 
         Args:
             job: The job.
+            first: Put it at the front (a create of an earlier run that may have
+                landed: looked up before anything else).
         """
         if self.halted is not None:
             self._not_started(job)
             return
         self._results.emit(EventKind.QUEUED, job)
-        self.queue.append(job)
+        if first:
+            self.queue.appendleft(job)
+        else:
+            self.queue.append(job)
         self.poke()
 
     def requeue(self, job: Job, error: BaseException, *, throttled: bool) -> None:
@@ -166,7 +171,10 @@ class Admission:
 
     def _not_started(self, job: Job) -> None:
         assert self.halted is not None  # noqa: S101  (callers check)
-        self._journal.mark_not_started(job.key, message=str(self.halted))
+        if not job.may_exist:
+            # A job whose earlier create may have landed keeps its journal row
+            # ('creating' / 'unknown'): the next run looks it up before anything else.
+            self._journal.mark_not_started(job.key, message=str(self.halted))
         self._results.finish(job, "not_started", None, self.halted)
 
     def poke(self) -> None:
@@ -396,6 +404,10 @@ class Admission:
         self.creates_in_flight += 1
         self._on_capacity()
         return job
+
+    def create_begun(self) -> None:
+        """A job in doubt goes back to a create worker for its next lookup."""
+        self.creates_in_flight += 1
 
     def create_done(self) -> None:
         """A create worker finished with a job (whatever the outcome)."""

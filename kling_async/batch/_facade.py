@@ -411,6 +411,9 @@ class _Stages:
             results=self.results,
             deliver=self.fetch.submit if self.fetch is not None else None,
         )
+        patience = options.lookup_patience
+        if patience is None:
+            patience = 5 * config.retry.reconcile_grace
         self.poller = Poller(
             session=session,
             polls=self.watch.polls,
@@ -419,17 +422,20 @@ class _Stages:
             pacing=self.admission.pacing,
             watcher=self.watch,
             results=self.results,
+            lag_tolerance=patience,
         )
         receiver = options.callbacks
         self.create = Create(
             session=session,
-            retry=attrs.evolve(config.retry, retry_concurrency_limited=False),
+            retry=config.retry,
             gate=self.admission,
             pacing=self.admission.pacing,
             watch=self.watch,
             journal=journal,
             results=self.results,
             callback_url=receiver.callback_url_for if receiver is not None else None,
+            patience=patience,
+            deadline=options.reconcile_deadline,
         )
         self.intake = Intake(
             batch_id=str(batch._batch_id),
@@ -467,7 +473,9 @@ class _Stages:
         create_send, create_recv = anyio.create_memory_object_stream[Job](0)
         poll_send, poll_recv = anyio.create_memory_object_stream[PollItem](0)
         with create_recv, poll_recv:
+            tg.start_soon(self.create.recover_unknown)
             tg.start_soon(self.intake.feed_loop)
+            tg.start_soon(self.create.doubt_loop, create_send.clone())
             tg.start_soon(self.admission.admit_loop, create_send)
             tg.start_soon(self.admission.probe_loop)
             tg.start_soon(self.poller.loop, poll_send)
@@ -509,6 +517,7 @@ class _Stages:
         self.admission.poke()
         self.intake.wake.set()
         self.watch.wake.set()
+        self.create.wake.set()
 
     def after_close(self) -> None:
         """After the task group: settle every handle, wake every reader."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
@@ -34,7 +35,7 @@ from .._schedule import kind_of
 from ._admission import Admission
 from ._fetch import Fetch, recorded_file
 from ._job import Job
-from ._ports import JournalPort
+from ._ports import JournalPort, monotonic_of
 from ._results import Results
 from ._values import RecordedJobError, Submission
 from ._wake import Wake
@@ -216,9 +217,11 @@ class Intake:
             self._watch.resume(job, entry)
             return
         # 'creating', 'unknown' (or a retryable error before any task id): the create
-        # may have landed. Look it up by external id before creating.
+        # may have landed. Look it up by external id before anything else.
         job.may_exist = True
-        self._admission.enqueue(job)
+        job.unclear_since = time.monotonic()
+        job.last_sent = monotonic_of(entry.updated_wall, now=job.unclear_since)
+        self._admission.enqueue(job, first=True)
 
     # --- the feeder ---------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ class Job:
         "key",
         "kind",
         "last_sent",
+        "lookups",
         "lower",
         "may_exist",
         "not_found",
@@ -63,6 +64,7 @@ class Job:
         "reserved",
         "reserved_set",
         "result",
+        "retries",
         "running_seen",
         "slots",
         "step",
@@ -104,6 +106,8 @@ class Job:
         self.unclear_since = 0.0  # monotonic: first create whose outcome is unclear
         self.last_sent = 0.0  # monotonic: latest create that may have landed
         self.create_rounds = 0
+        self.lookups = 0  # lookups in the current doubt
+        self.retries = 0  # creates refused before they were sent (connection refused)
         # Watch.
         self.created_at = 0.0
         self.lower = 0.0

@@ -3,7 +3,8 @@
 Each worker sends one classic query, or one turbo batch query for many tasks, and
 reports each answer to the watcher. A failed query is decided here, through
 :func:`~kling_async._classify.classify`: a 1302 pauses every request of the batch;
-"not found" is tolerated for a while (lookup lag); a wrong key or route, or a
+"not found" is tolerated for a while (a new task can stay invisible to queries for
+the gateway's lookup lag: at least the lookup patience, and 20 answers); a wrong key or route, or a
 refusal, gives the task up (it stays journaled, so a re-run follows it again);
 anything else is retried with backoff. An exception that is not the SDK's own (a
 bug, or an answer no parser expected) is retried a bounded number of times, then
@@ -70,6 +71,8 @@ class Poller:
         pacing: The batch's request rate and backoffs.
         watcher: Takes every answer.
         results: Knows when the batch is done; takes events.
+        lag_tolerance: Seconds after creation during which "not found" is expected
+            (the lookup patience).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class Poller:
         pacing: Pacing,
         watcher: Watcher,
         results: Results,
+        lag_tolerance: float = 0.0,
     ) -> None:
         self._session = session
         self._polls = polls
@@ -90,6 +94,7 @@ class Poller:
         self._pacing = pacing
         self._watcher = watcher
         self._results = results
+        self._lag_tolerance = lag_tolerance
         #: Status queries sent (single and batch).
         self.status_requests = 0
 
@@ -165,7 +170,9 @@ class Poller:
         fatal = verdict.halts or verdict is Verdict.REFUSED
         if verdict is Verdict.NOT_FOUND:
             job.not_found += 1
-            fatal = job.not_found > _MAX_NOT_FOUND
+            fatal = (
+                job.not_found > _MAX_NOT_FOUND and now - job.created_at > self._lag_tolerance
+            )
         else:
             job.poll_errors += 1
             if not isinstance(exc, KlingError):

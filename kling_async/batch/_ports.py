@@ -375,6 +375,10 @@ class AdmissionPort(SlotLedger, Protocol):
         """Release the job's budget reservation."""
         ...
 
+    def create_begun(self) -> None:
+        """A job in doubt goes back to a create worker."""
+        ...
+
     def create_done(self) -> None:
         """A create worker is done with a job."""
         ...
