@@ -60,7 +60,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeGateway]:
-    async with run_fake_gateway(FakeConfig(time_scale=0.001)) as gateway:
+    # Real-scale lives (minutes): a task ends only when a test calls advance(), never
+    # because a busy machine let real time pass between two steps.
+    async with run_fake_gateway(FakeConfig(time_scale=1.0)) as gateway:
         yield gateway
 
 
@@ -124,7 +126,7 @@ async def test_task_of_another_family_is_not_found(
 async def test_task_of_another_key_is_not_found() -> None:
     """Keys are separate accounts: one key cannot see another key's task."""
     async with (
-        run_fake_gateway(time_scale=0.001, extra_api_keys=("second",)) as fake,
+        run_fake_gateway(time_scale=1.0, extra_api_keys=("second",)) as fake,
         aiohttp.ClientSession() as http,
     ):
         created = await call(http, fake, "POST", T2V, json={"prompt": "x"})
@@ -188,7 +190,7 @@ async def test_duplicate_external_id_is_refused_and_counted(
 async def test_same_external_id_under_two_keys_is_allowed() -> None:
     """External ids are unique per key, not across keys."""
     async with (
-        run_fake_gateway(time_scale=0.001, extra_api_keys=("second",)) as fake,
+        run_fake_gateway(time_scale=1.0, extra_api_keys=("second",)) as fake,
         aiohttp.ClientSession() as http,
     ):
         body = {"prompt": "x", "external_task_id": "shared"}
@@ -212,14 +214,14 @@ async def test_video_extend_needs_a_known_video(
 async def test_video_extend_refuses_unfinished_video(http: aiohttp.ClientSession) -> None:
     """A video id of a task that has not succeeded yet cannot be extended."""
     # Ids are seeded: the same create on two fakes yields the same task and video ids.
-    async with run_fake_gateway(time_scale=0.001) as finished:
+    async with run_fake_gateway(time_scale=1.0) as finished:
         created = await call(http, finished, "POST", T2V, json={"prompt": "x"})
         finished.advance(10_000.0)
         done = await call(http, finished, "GET", f"{T2V}/{created.body['data']['task_id']}")
         video_id = done.body["data"]["task_result"]["videos"][0]["id"]
         ok = await call(http, finished, "POST", "videos/video-extend", json={"video_id": video_id})
         assert ok.code == 0
-    async with run_fake_gateway(time_scale=0.001) as running:
+    async with run_fake_gateway(time_scale=1.0) as running:
         await call(http, running, "POST", T2V, json={"prompt": "x"})
         early = await call(
             http, running, "POST", "videos/video-extend", json={"video_id": video_id}
@@ -278,7 +280,7 @@ async def test_concurrency_quota_is_429_code_1303_until_a_task_ends(
     http: aiohttp.ClientSession,
 ) -> None:
     """Beyond max_running unfinished tasks a create gets 429/1303; it passes once one ends."""
-    async with run_fake_gateway(time_scale=0.001, max_running=2) as fake:
+    async with run_fake_gateway(time_scale=1.0, max_running=2) as fake:
         for _ in range(2):
             assert (await call(http, fake, "POST", T2V, json={"prompt": "x"})).status == 200
         refused = await call(http, fake, "POST", T2V, json={"prompt": "x"})
@@ -294,7 +296,7 @@ async def test_concurrency_quota_is_429_code_1303_until_a_task_ends(
 
 async def test_image_tasks_take_one_slot_per_image(http: aiohttp.ClientSession) -> None:
     """An image task holds n slots: n=4 does not fit a quota of 3, n=3 does."""
-    async with run_fake_gateway(time_scale=0.001, max_running=3) as fake:
+    async with run_fake_gateway(time_scale=1.0, max_running=3) as fake:
         too_many = await call(
             http, fake, "POST", "images/generations", json={"prompt": "x", "n": 4}
         )
@@ -307,7 +309,7 @@ async def test_image_tasks_take_one_slot_per_image(http: aiohttp.ClientSession) 
 
 async def test_rate_limit_is_429_code_1302_with_retry_after(http: aiohttp.ClientSession) -> None:
     """Beyond max_rps a request gets 429/1302 with a Retry-After header; queries count too."""
-    async with run_fake_gateway(time_scale=0.001, max_rps=0.01) as fake:
+    async with run_fake_gateway(time_scale=1.0, max_rps=0.01) as fake:
         first = await call(http, fake, "POST", T2V, json={"prompt": "x"})
         second = await call(http, fake, "GET", f"{T2V}/{first.body['data']['task_id']}")
         stats = fake.stats()
@@ -398,7 +400,7 @@ async def test_html_body_with_status_200(http: aiohttp.ClientSession, fake: Fake
 
 async def test_slow_fault_still_answers(http: aiohttp.ClientSession) -> None:
     """slow: the answer is late but normal, and the fault is counted."""
-    async with run_fake_gateway(time_scale=0.001, slow_latency=0.01) as fake:
+    async with run_fake_gateway(time_scale=1.0, slow_latency=0.01) as fake:
         fake.inject("slow", on="query")
         created = await call(http, fake, "POST", T2V, json={"prompt": "x"})
         reply = await call(http, fake, "GET", f"{T2V}/{created.body['data']['task_id']}")
@@ -448,7 +450,7 @@ async def test_random_faults_are_seeded(http: aiohttp.ClientSession) -> None:
     outcomes: list[list[str]] = []
     for _ in range(2):
         config = FakeConfig(
-            time_scale=0.001, fault_rate=0.5, seed=7, fault_mix={"http_503": 1.0, "html": 1.0}
+            time_scale=1.0, fault_rate=0.5, seed=7, fault_mix={"http_503": 1.0, "html": 1.0}
         )
         async with run_fake_gateway(config) as fake:
             seen = []
@@ -464,7 +466,7 @@ async def test_random_faults_are_seeded(http: aiohttp.ClientSession) -> None:
 async def test_fault_rate_one_strikes_every_api_request(http: aiohttp.ClientSession) -> None:
     """fault_rate=1 spoils every API request but never the introspection endpoints."""
     async with run_fake_gateway(
-        time_scale=0.001, fault_rate=1.0, fault_mix={"http_504": 1.0}
+        time_scale=1.0, fault_rate=1.0, fault_mix={"http_504": 1.0}
     ) as fake:
         replies = [await call(http, fake, "POST", T2V, json={"prompt": "x"}) for _ in range(3)]
         stats = await call(http, fake, "GET", "/__fake__/stats")
@@ -500,7 +502,7 @@ async def test_lookup_lag_hides_new_tasks_for_a_while(
     http: aiohttp.ClientSession,
 ) -> None:
     """With lookup_lag a new task is 404/1203, and absent from batch queries, until it passes."""
-    async with run_fake_gateway(time_scale=0.001, lookup_lag=30.0) as fake:
+    async with run_fake_gateway(time_scale=1.0, lookup_lag=30.0) as fake:
         created = await call(
             http, fake, "POST", T2V, json={"prompt": "x", "external_task_id": "lag"}
         )

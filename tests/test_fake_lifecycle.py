@@ -52,7 +52,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 async def api(http: aiohttp.ClientSession) -> AsyncIterator[Api]:
-    async with run_fake_gateway(FakeConfig(time_scale=0.001)) as fake:
+    # Real-scale lives (minutes): a task changes only when a test moves the clock with
+    # advance(), never because a busy machine let real time pass between two steps.
+    async with run_fake_gateway(FakeConfig(time_scale=1.0)) as fake:
         yield Api(fake, http)
 
 

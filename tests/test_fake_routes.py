@@ -196,17 +196,18 @@ async def test_scale_delays_shrinks_lag_and_url_life_with_the_tasks(
     http: aiohttp.ClientSession,
 ) -> None:
     """With scale_delays, lookup_lag and url_ttl are gateway seconds times time_scale."""
-    config = FakeConfig(time_scale=0.001, scale_delays=True, lookup_lag=3600.0, url_ttl=7200.0)
+    # Lives of about 1 s; the lag (36 s) and URL life (72 s) leave room for a busy machine.
+    config = FakeConfig(time_scale=0.01, scale_delays=True, lookup_lag=3600.0, url_ttl=7200.0)
     async with run_fake_gateway(config) as fake:
         await call(http, fake, "POST", T2V, json={"prompt": "x", "external_task_id": "s1"})
         assert (await call(http, fake, "GET", f"{T2V}/s1"))[1]["code"] == 1203
-        fake.advance(3.7)  # an hour of lag, scaled: 3.6 s
+        fake.advance(40.0)  # an hour of lag, scaled: 36 s
         _, body = await call(http, fake, "GET", f"{T2V}/s1")
         assert body["data"]["task_status"] == "succeed"
         path = body["data"]["task_result"]["videos"][0]["url"].removeprefix(fake.url)
         async with http.get(f"{fake.url}{path}") as ok:
             assert ok.status == 200
-        fake.advance(7.3)  # two hours of URL life, scaled: 7.2 s
+        fake.advance(80.0)  # two hours of URL life, scaled: 72 s
         async with http.get(f"{fake.url}{path}") as gone:
             assert gone.status == 403
 

@@ -209,7 +209,8 @@ class Api:
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
     async with (
-        run_fake_gateway(FakeConfig(time_scale=0.001)) as fake,
+        # Real-scale lives: a snapshot changes only when a test calls advance().
+        run_fake_gateway(FakeConfig(time_scale=1.0)) as fake,
         aiohttp.ClientSession() as http,
     ):
         yield Api(fake, http)
