@@ -44,6 +44,7 @@ async def test_a_sync_handler_sees_the_whole_request() -> None:
     assert request.headers["Authorization"] == "Bearer mock-key"
     assert json.loads(request.body or b"")["prompt"] == "a cat"
     assert task.id == "t-1"
+    assert task.request_id == "r-1"
 
 
 async def test_an_async_handler_is_awaited() -> None:
