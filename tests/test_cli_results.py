@@ -33,6 +33,7 @@ FIELDS = {
     "created_at",
     "finished_at",
     "resumed",
+    "attempt",
 }
 
 

@@ -19,6 +19,7 @@
 ``created_at``            when the task was created (UTC, ISO 8601)
 ``finished_at``           when the job ended (UTC, ISO 8601)
 ``resumed``               whether the result was read back from an earlier run's journal
+``attempt``               which attempt of the job this is (``--retry-failed`` adds one)
 ========================  ================================================================
 
 A run left early (Ctrl-C) still writes a line per job, from the journal: a job
@@ -151,6 +152,14 @@ def _left_early(record: dict[str, Any], entry: JournalEntry) -> None:
             status="error", error_type=entry.error_type or "error", error=entry.message or "error"
         )
         return
+    if state is JobState.UNKNOWN:
+        record.update(
+            status="error",
+            error_type="CreateOutcomeUnknownError",
+            error="the create's outcome is unclear; the next run looks the task up by its "
+            "external id before creating anything",
+        )
+        return
     if state in (JobState.PENDING, JobState.NOT_STARTED):
         record.update(
             status="not_started",
@@ -214,6 +223,7 @@ def job_record(job: Job, result: JobResult | None, entry: JournalEntry | None) -
         "created_at": None,
         "finished_at": None,
         "resumed": False,
+        "attempt": 1,
     }
     if result is not None:
         _from_result(record, result)
@@ -222,6 +232,7 @@ def job_record(job: Job, result: JobResult | None, entry: JournalEntry | None) -
     else:
         record.update(error_type="NotStartedError", error="not sent: the run ended before this job")
     if entry is not None:
+        record["attempt"] = entry.attempt
         record["external_task_id"] = record["external_task_id"] or entry.external_task_id
         if entry.created_wall is not None:
             record["created_at"] = _iso(entry.created_wall)

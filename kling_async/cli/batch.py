@@ -24,10 +24,11 @@ import attrs
 
 from .._config import ClientConfig
 from .._endpoints import Endpoint
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, KlingError
 from .._journal import JournalMismatchError
 from .._session import KlingSession
 from ..batch import Batch, Event, EventKind, JobResult
+from ._attempts import prepare_attempts
 from ._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -266,6 +267,32 @@ def _plan(args: argparse.Namespace) -> _Plan | int:
     return _Plan(source=source, jobs=jobs, config=config, out=out, journal=journal)
 
 
+def _start_attempts(args: argparse.Namespace, plan: _Plan) -> int | None:
+    """Refuse changed lines, or start the attempts --retry-failed / --rerun-changed ask for."""
+    try:
+        attempts = prepare_attempts(
+            plan.journal,
+            plan.jobs,
+            retry_failed=args.retry_failed,
+            rerun_changed=args.rerun_changed,
+        )
+    except KlingError as exc:
+        error(f"cannot use the journal {plan.journal}: {exc}")
+        return EXIT_BAD_INPUT
+    if attempts.refused:
+        for changed in attempts.refused:
+            sys.stderr.write(f"{plan.source}:{changed.line}: key: {changed.message()}\n")
+        error(
+            f"{len(attempts.refused)} job(s) changed since the journal recorded them; "
+            "nothing was sent"
+        )
+        return EXIT_BAD_INPUT
+    for flag, keys in (("--retry-failed", attempts.retried), ("--rerun-changed", attempts.rerun)):
+        if keys:
+            error(f"{flag}: {len(keys)} job(s) run again under new external ids")
+    return None
+
+
 async def run(args: argparse.Namespace, *, handle_interrupts: bool = False) -> int:
     """Run the ``batch`` command.
 
@@ -279,6 +306,9 @@ async def run(args: argparse.Namespace, *, handle_interrupts: bool = False) -> i
     plan = _plan(args)
     if isinstance(plan, int):
         return plan
+    refused = _start_attempts(args, plan)
+    if refused is not None:
+        return refused
     mode: Mode = args.progress
     reporter = ProgressReporter(
         len(plan.jobs),
@@ -349,7 +379,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "Each line is "
         '{"endpoint": "videos/text2video", "key": "optional-id", ...request fields}. '
         "Every bad line is reported before anything is sent. Running the same command "
-        "again resumes from the journal without creating anything twice.\n\n"
+        "again resumes from the journal without creating anything twice; jobs not started "
+        "run then, --retry-failed runs failed ones again, and a changed line is refused "
+        "unless --rerun-changed.\n\n"
         "Ctrl-C once stops admitting new jobs, waits for the creates already sent, prints "
         "the summary and exits 130 (tasks keep running on the server; re-run to collect "
         "them). Twice: leave at once.",
@@ -388,6 +420,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--no-download",
         action="store_true",
         help="record the output URLs but do not download (default: download)",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run jobs that failed or ended in error again, each under a new external id; "
+        "the journal keeps every attempt (default: keep their recorded results)",
+    )
+    parser.add_argument(
+        "--rerun-changed",
+        action="store_true",
+        help="run jobs whose line changed since they ran anew, under a new external id "
+        "(default: refuse them, naming the fields that changed)",
     )
     parser.add_argument(
         "--no-report",
