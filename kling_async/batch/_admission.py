@@ -49,11 +49,28 @@ _PROBE_MAX_RUNNING = 256
 #: Longest wait between two probe checks, seconds.
 _PROBE_MAX_WAIT = 1.0
 
-#: What each halting reason asks the user to fix.
-SETTINGS = {
-    "key": "KLING_API_KEY",
-    "route": "KLING_ENDPOINT_PATH / KLING_BASE_URL",
+#: What each halting reason says is wrong, and the setting to fix (``None``: no setting).
+HALTS: dict[str, tuple[str, str | None]] = {
+    "key": ("the API key was refused", "KLING_API_KEY"),
+    "route": (
+        "the endpoint path or base URL is wrong",
+        "KLING_ENDPOINT_PATH / KLING_BASE_URL",
+    ),
+    "connect": ("the gateway cannot be reached", "KLING_BASE_URL"),
+    "account": ("the account cannot take paid work (arrears or resource pack)", None),
 }
+
+
+def _answer_of(error: BaseException) -> str:
+    """What the gateway answered, without anything secret: class, HTTP status, code."""
+    parts = [type(error).__name__]
+    status = getattr(error, "http_status", None)
+    code = getattr(error, "code", None)
+    if isinstance(status, int) and status:
+        parts.append(f"HTTP {status}")
+    if isinstance(code, int):
+        parts.append(f"code {code}")
+    return ", ".join(parts)
 
 
 class Admission:
@@ -343,13 +360,15 @@ class Admission:
 
         Args:
             error: What showed it.
-            reason: ``key``, ``route`` or ``account``.
+            reason: ``key``, ``route``, ``connect`` or ``account``.
         """
-        setting = SETTINGS.get(reason)
+        what, setting = HALTS.get(reason, ("a setting is wrong", None))
         fix = f"; check {setting}" if setting else ""
         self.halt(
             NotStartedError(
-                f"admissions stopped: {type(error).__name__}{fix}", reason=reason, setting=setting
+                f"admissions stopped: {what} ({_answer_of(error)}){fix}",
+                reason=reason,
+                setting=setting,
             )
         )
 

@@ -41,7 +41,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._classify import Verdict, classify
 from .._config import RetryPolicy
 from .._endpoints import Endpoint, endpoint_for, with_callback_url
-from .._errors import CreateOutcomeUnknownError, InvalidRequestError, KlingError
+from .._errors import ConnectError, CreateOutcomeUnknownError, InvalidRequestError, KlingError
 from .._journal import JobState
 from .._task import Task
 from ._job import Job, Phase
@@ -114,6 +114,8 @@ class Create:
         self._doubts: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
         self.wake = Wake()
+        self._answered = False  # the gateway answered at least once
+        self._unreached = 0  # creates in a row that could not connect
         # Figures.
         self.creates = 0
         self.lookups = 0
@@ -246,11 +248,16 @@ class Create:
         except Exception as exc:  # classify decides; one job's failure stays its own
             await self._failed(job, exc, sent=sent)
             return
+        self._answered = True
+        self._unreached = 0
         # A create answered directly starts the task's life now; one that needed a
         # lookup (or answers an ended task) does not: its life is not learned from.
         self._created(job, task, clean=not job.may_exist and not task.is_terminal)
 
     async def _failed(self, job: Job, exc: BaseException, *, sent: float) -> None:
+        if isinstance(exc, KlingError) and not isinstance(exc, ConnectError):
+            self._answered = True
+            self._unreached = 0
         sent_before = job.may_exist
         verdict = classify(exc, phase="create", sent_before=sent_before)
         retry_after = getattr(exc, "retry_after", None)
@@ -260,8 +267,14 @@ class Create:
             self._gate.rate_refused(job, exc, retry_after)
         elif verdict is Verdict.RETRY:
             job.retries += 1
-            if job.retries > _MAX_RETRIES:
+            self._unreached += 1
+            if job.retries > _MAX_RETRIES or (
+                self._unreached > _MAX_RETRIES and not self._answered
+            ):
                 self._fail(job, exc, retryable=True)
+                if not self._answered:
+                    # Never reached at all: the base URL is wrong (or the network is down).
+                    self._gate.halt_for(exc, reason="connect")
                 return
             self._gate.requeue(job, exc, throttled=False)
             self._pacing.pause(job.retries, None)

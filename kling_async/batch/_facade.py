@@ -51,7 +51,7 @@ from .._errors import ConfigurationError
 from .._journal import Journal
 from .._schedule import ScheduleTuning
 from .._task import Task
-from ._admission import Admission
+from ._admission import HALTS, Admission
 from ._create import Create
 from ._fetch import Fetch
 from ._intake import Intake, derive_external_id
@@ -331,7 +331,7 @@ class Batch:
             latency_p95=_percentile(latencies, 0.95),
             latency_p99=_percentile(latencies, 0.99),
             wall_time=time.monotonic() - self._started,
-            halted=str(halted) if halted is not None and halted.setting else None,
+            halted=str(halted) if halted is not None and halted.reason in HALTS else None,
             unknown=results.unknown,
         )
 
@@ -423,6 +423,7 @@ class _Stages:
             watcher=self.watch,
             results=self.results,
             lag_tolerance=patience,
+            halt=self._halt_for,
         )
         receiver = options.callbacks
         self.create = Create(
@@ -460,6 +461,9 @@ class _Stages:
 
     def _halt(self, reason: NotStartedError) -> None:
         self.admission.halt(reason)
+
+    def _halt_for(self, error: BaseException, reason: str) -> None:
+        self.admission.halt_for(error, reason=reason)
 
     def _rewatch(self, job: Job, task: Task) -> None:
         self.watch.rewatch(job, task)

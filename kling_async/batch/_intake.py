@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 import anyio
@@ -32,6 +33,7 @@ from .._endpoints import callback_url_of, endpoint_for_request, external_id_of
 from .._errors import KlingError, TaskFailedError
 from .._journal import JobState, fingerprint
 from .._schedule import kind_of
+from .._task import Task
 from ._admission import Admission
 from ._fetch import Fetch, recorded_file
 from ._job import Job
@@ -42,6 +44,8 @@ from ._wake import Wake
 from ._watch import Watch
 
 __all__ = ["Intake", "derive_external_id"]
+
+logger = logging.getLogger("kling_async")
 
 
 def derive_external_id(batch_id: str, key: str) -> str:
@@ -56,6 +60,17 @@ def derive_external_id(batch_id: str, key: str) -> str:
     """
     digest = hashlib.sha256(f"{batch_id}\x00{key}".encode()).hexdigest()[:24]
     return f"kb-{digest}"
+
+
+def _recorded_task(job: Job, raw: Mapping[str, Any] | None) -> Task | None:
+    """The task a journal row recorded, or ``None`` (none, or no longer readable)."""
+    if raw is None:
+        return None
+    try:
+        return parse_task(job.endpoint, raw)
+    except Exception as exc:  # a row this version cannot read: look at the gateway instead
+        logger.warning("recorded task of job %r unreadable (%s)", job.key, type(exc).__name__)
+        return None
 
 
 def _split(item: Any) -> tuple[str | None, Any]:
@@ -187,7 +202,7 @@ class Intake:
         if entry is None or entry.state in (JobState.PENDING, JobState.NOT_STARTED):
             self._admission.enqueue(job)
             return
-        task = parse_task(job.endpoint, entry.task) if entry.task is not None else None
+        task = _recorded_task(job, entry.task)
         if task is not None and task.is_terminal:
             # Ended in an earlier run: no request, except downloads still missing.
             job.task = task

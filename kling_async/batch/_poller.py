@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -42,6 +43,12 @@ _MAX_NOT_FOUND = 20
 _MAX_UNEXPECTED = 20
 
 PollItem = tuple[str, list[Job]]
+
+_HALT_REASONS = {
+    Verdict.HALT_KEY: "key",
+    Verdict.HALT_ROUTE: "route",
+    Verdict.HALT_ACCOUNT: "account",
+}
 
 
 class Watcher(Protocol):
@@ -73,6 +80,8 @@ class Poller:
         results: Knows when the batch is done; takes events.
         lag_tolerance: Seconds after creation during which "not found" is expected
             (the lookup patience).
+        halt: Called with the error and reason when a query shows a setting is
+            wrong (``key``, ``route``, ``account``): admissions stop.
     """
 
     def __init__(
@@ -86,6 +95,7 @@ class Poller:
         watcher: Watcher,
         results: Results,
         lag_tolerance: float = 0.0,
+        halt: Callable[[BaseException, str], None] | None = None,
     ) -> None:
         self._session = session
         self._polls = polls
@@ -95,6 +105,7 @@ class Poller:
         self._watcher = watcher
         self._results = results
         self._lag_tolerance = lag_tolerance
+        self._halt = halt
         #: Status queries sent (single and batch).
         self.status_requests = 0
 
@@ -137,7 +148,15 @@ class Poller:
         except Exception as exc:  # one task's failure stays that task's
             self._failed(job, exc)
             return
-        self._watcher.on_status(job, task, sent)
+        self._answered(job, task, sent)
+
+    def _answered(self, job: Job, task: Task, sent: float) -> None:
+        """Report an answer; one the watcher cannot digest is that task's failure only."""
+        try:
+            self._watcher.on_status(job, task, sent)
+        except Exception as exc:  # an answer no stage expected: never the batch's end
+            logger.warning("answer for task %s not understood (%s)", task.id, type(exc).__name__)
+            self._failed(job, exc)
 
     async def _poll_many(self, endpoint: Endpoint, jobs: list[Job]) -> None:
         sent = time.monotonic()
@@ -158,7 +177,7 @@ class Poller:
             if task is None:
                 self._failed(job, NotFoundError("task not in batch answer", http_status=200))
             else:
-                self._watcher.on_status(job, task, sent)
+                self._answered(job, task, sent)
 
     def _failed(self, job: Job, exc: BaseException) -> None:
         if job.phase is not Phase.RUNNING:
@@ -168,11 +187,11 @@ class Poller:
         if verdict is Verdict.RATE_LIMITED:
             self._pacing.throttled(getattr(exc, "retry_after", None))
         fatal = verdict.halts or verdict is Verdict.REFUSED
+        if verdict.halts and self._halt is not None:
+            self._halt(exc, _HALT_REASONS[verdict])
         if verdict is Verdict.NOT_FOUND:
             job.not_found += 1
-            fatal = (
-                job.not_found > _MAX_NOT_FOUND and now - job.created_at > self._lag_tolerance
-            )
+            fatal = job.not_found > _MAX_NOT_FOUND and now - job.created_at > self._lag_tolerance
         else:
             job.poll_errors += 1
             if not isinstance(exc, KlingError):

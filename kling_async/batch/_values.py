@@ -43,12 +43,12 @@ class NotStartedError(KlingError):
 
     Attributes:
         reason: ``budget``, ``fail_fast``, ``key`` (the API key was refused),
-            ``route`` (the endpoint path or base URL is wrong), ``account`` (the
-            account cannot take paid work), or the reason given to
-            :meth:`Batch.stop_admitting`.
-        setting: For ``key`` and ``route``, the setting to fix
-            (``KLING_API_KEY``, ``KLING_ENDPOINT_PATH / KLING_BASE_URL``);
-            ``None`` otherwise.
+            ``route`` (the endpoint path or base URL is wrong), ``connect`` (the
+            gateway cannot be reached), ``account`` (the account cannot take paid
+            work), or the reason given to :meth:`Batch.stop_admitting`.
+        setting: For ``key``, ``route`` and ``connect``, the setting to fix
+            (``KLING_API_KEY``, ``KLING_ENDPOINT_PATH / KLING_BASE_URL``,
+            ``KLING_BASE_URL``); ``None`` otherwise.
     """
 
     def __init__(self, message: str, *, reason: str, setting: str | None = None) -> None:
@@ -195,8 +195,9 @@ class BatchSummary:
         latency_p95: 95th percentile of that.
         latency_p99: 99th percentile of that.
         wall_time: Seconds since the batch opened.
-        halted: Why admissions stopped for every job (a wrong setting named, or
-            the account), ``None`` while they run.
+        halted: Why admissions stopped for every job when a setting or the
+            account is wrong (the message names the setting to fix), ``None``
+            otherwise (a budget, fail-fast or user stop is not a halt).
         unknown: Jobs whose create may have landed but could not be found before
             the reconcile deadline (journaled ``unknown``; the next run looks them
             up first).

@@ -368,7 +368,12 @@ class Watch:
                 job.running_seen = True
                 self._results.emit(EventKind.RUNNING, job)
             return True
-        task = parse_task(job.endpoint, hint.raw)
+        try:
+            task = parse_task(job.endpoint, hint.raw)
+        except Exception as exc:  # a body nothing parses: query the task instead
+            logger.warning("callback for task %s unreadable (%s)", hint.id, type(exc).__name__)
+            self._schedule(job, time.monotonic())
+            return True
         if event.verified and (task.failed or task.files) and task.id:
             # Signed by the gateway and carrying the result: as good as a query.
             if task.external_id is None:
