@@ -12,7 +12,9 @@ import binascii
 from collections.abc import Iterator
 from typing import Any
 
-from .._media import ImageInfo, check_image_value, is_url, looks_like_base64
+import attrs
+
+from .._media import ImageInfo, check_image_value, is_url
 from .._models import Tier
 from ._base import Ctx, Hit, Rule, When
 from ._kinds import BLOCKS, WARNS, custom
@@ -25,21 +27,12 @@ _CONTENT = "jpg/jpeg/png, at most 10 MB"
 _GEOMETRY = "sides of at least 300 px, aspect between 1:2.5 and 2.5:1"
 
 
-def _encoding_problem(value: str) -> str | None:
+def _prefix_problem(value: str) -> str | None:
     if value[:5].lower() == "data:":
         return (
             "base64 must not carry a 'data:' prefix (e.g. 'data:image/png;base64,'): "
             "send only the base64 part"
         )
-    if not looks_like_base64(value):
-        hint = ""
-        if value.startswith("www."):
-            hint = " (add the https:// scheme to a URL)"
-        elif value.lower().endswith((".png", ".jpg", ".jpeg", ".webp")) or value.startswith(
-            ("/", "./", "~")
-        ):
-            hint = " (it looks like a file path: encode the file with kling_async.encode_image)"
-        return f"must be an http(s) URL or plain base64 image data{hint}"
     return None
 
 
@@ -60,19 +53,41 @@ def _is_webp(value: str) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
 
-def inspect(
-    ctx: Ctx, path: str, value: str, *, dimensions: bool
-) -> tuple[list[str], ImageInfo | None]:
-    """Content problems of a well-formed base64 image and its info (cached per run)."""
-    key = f"image:{path}:{dimensions}"
-    if key not in ctx.cache:
-        problems, info = check_image_value(value, path, dimensions=dimensions)
-        messages = [p.message for p in problems]
-        if info is not None and info.format is None and _is_webp(value):
-            messages = [m for m in messages if "JPG/JPEG or PNG" not in m]
-        ctx.cache[key] = (messages, info)
-    cached: tuple[list[str], ImageInfo | None] = ctx.cache[key]
-    return cached
+@attrs.frozen
+class _Analysis:
+    """What one base64 image value is: its encoding problem, or its info and problems."""
+
+    encoding: str | None
+    info: ImageInfo | None = None
+    content: tuple[str, ...] = ()
+
+    def messages(self, *, dimensions: bool) -> tuple[str, ...]:
+        """Content problems; without ``dimensions``, the size/aspect ones are left out."""
+        if dimensions:
+            return self.content
+        return tuple(m for m in self.content if " px" not in m)
+
+
+def analyse(ctx: Ctx, path: str, value: str) -> _Analysis:
+    """Decode as much of a base64 image as needed, once per field and run."""
+    key = f"image:{path}"
+    cached = ctx.cache.get(key)
+    if isinstance(cached, _Analysis):
+        return cached
+    problem = _prefix_problem(value)
+    if problem is not None:
+        result = _Analysis(encoding=problem)
+    else:
+        problems, info = check_image_value(value, path, dimensions=True)
+        if info is None:  # not base64 at all (URLs never get here)
+            result = _Analysis(encoding=problems[0].message if problems else "not base64")
+        else:
+            messages = [p.message for p in problems]
+            if info.format is None and _is_webp(value):
+                messages = [m for m in messages if "JPG/JPEG or PNG" not in m]
+            result = _Analysis(encoding=None, info=info, content=tuple(messages))
+    ctx.cache[key] = result
+    return result
 
 
 def _base64_images(ctx: Ctx, field: str) -> Iterator[tuple[str, str]]:
@@ -109,14 +124,13 @@ def image(
 
     def check(ctx: Ctx) -> Iterator[Hit]:
         for path, value in _base64_images(ctx, field):
-            problem = _encoding_problem(value)
-            if problem is not None:
+            found = analyse(ctx, path, value)
+            if found.encoding is not None:
                 if part in ("encoding", "all"):
-                    yield Hit(path, None, problem)
+                    yield Hit(path, None, found.encoding)
                 continue
             if part in ("content", "all"):
-                messages, _ = inspect(ctx, path, value, dimensions=dimensions)
-                for message in messages:
+                for message in found.messages(dimensions=dimensions):
                     yield Hit(path, None, message)
 
     return custom(field, "image", text, check, source=source, tier=tier, when=when)
@@ -127,9 +141,7 @@ def image_complete(field: str, *, source: str, tier: Tier = BLOCKS) -> Rule:
 
     def check(ctx: Ctx) -> Iterator[Hit]:
         for path, value in _base64_images(ctx, field):
-            if _encoding_problem(value) is not None:
-                continue
-            _, info = inspect(ctx, path, value, dimensions=False)
+            info = analyse(ctx, path, value).info
             if info is None or info.format is None:
                 continue
             end = _decode_edge(value, tail=True).rstrip(b"\x00\r\n ")
@@ -157,7 +169,8 @@ def image_webp(field: str) -> Rule:
 
     def check(ctx: Ctx) -> Iterator[Hit]:
         for path, value in _base64_images(ctx, field):
-            if _encoding_problem(value) is None and _is_webp(value):
+            found = analyse(ctx, path, value)
+            if found.encoding is None and found.info is not None and _is_webp(value):
                 yield Hit(path, None, "is WebP, which the seeds do not list (jpg/jpeg/png)")
 
     return custom(
@@ -177,10 +190,10 @@ def _same_aspect(a: ImageInfo, b: ImageInfo) -> bool:
     return abs(a.width * b.height - b.width * a.height) <= 0.01 * a.width * b.height
 
 
-def _info(ctx: Ctx, path: str, value: Any, *, dimensions: bool) -> ImageInfo | None:
-    if not isinstance(value, str) or is_url(value) or _encoding_problem(value) is not None:
+def _info(ctx: Ctx, path: str, value: Any) -> ImageInfo | None:
+    if not isinstance(value, str) or not value.strip() or is_url(value):
         return None
-    _, info = inspect(ctx, path, value, dimensions=dimensions)
+    info = analyse(ctx, path, value).info
     return info if info is not None and info.width and info.height else None
 
 
@@ -188,13 +201,13 @@ def mask_geometry(*, source: str) -> Rule:
     """Motion-brush masks: the image's aspect ratio, and one resolution for all."""
 
     def check(ctx: Ctx) -> Iterator[Hit]:
-        image_info = _info(ctx, "image", ctx.get("image"), dimensions=True)
+        image_info = _info(ctx, "image", ctx.get("image"))
         masks: list[tuple[str, ImageInfo]] = []
-        static = _info(ctx, "static_mask", ctx.get("static_mask"), dimensions=False)
+        static = _info(ctx, "static_mask", ctx.get("static_mask"))
         if static is not None:
             masks.append(("static_mask", static))
         for path, value in ctx.each("dynamic_masks[].mask"):
-            info = _info(ctx, path, value, dimensions=False)
+            info = _info(ctx, path, value)
             if info is not None:
                 masks.append((path, info))
         first: tuple[str, ImageInfo] | None = None
