@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from kling_async import NotFoundError, Task, TaskStatus, TextToVideoRequest
 from kling_async._config import PollPolicy, RetryPolicy
@@ -19,8 +22,10 @@ from kling_async.batch._job import Job, Phase
 from kling_async.batch._lanes import PollQueue
 from kling_async.batch._pacing import Pacing
 from kling_async.batch._poller import Poller, PollItem
+from kling_async.batch._ports import NullJournal
 from kling_async.batch._results import Results
 from kling_async.batch._wake import Wake
+from kling_async.batch._watch import Watch
 
 GUARD = 10.0  # seconds; turns a hang into a failure, never a timing check
 
@@ -202,3 +207,96 @@ async def test_not_found_is_tolerated_for_a_while_then_the_task_is_given_up() ->
     assert len(watcher.retries) == 20
     assert len(watcher.given_up) == 1
     assert isinstance(watcher.given_up[0], NotFoundError)
+
+
+class NullLedger:
+    """Admission, as the watcher sees it: accepts every report."""
+
+    def hold_resumed(self, job: Job) -> None: ...
+
+    def reopen(self, job: Job, booked: float) -> None: ...
+
+    def confirm(self, job: Job) -> None: ...
+
+    def release(self, job: Job, *, confirmed: bool) -> None: ...
+
+    def settle(self, job: Job, units: float, *, completed: bool) -> None: ...
+
+    def halt_for(self, error: BaseException, *, reason: str) -> None: ...
+
+
+def make_watch() -> tuple[Watch, Results]:
+    def halt(reason: NotStartedError) -> None:
+        raise AssertionError("no halt expected")
+
+    results = Results(on_event=None, fail_fast=False, halt=halt)
+    policy = PollPolicy(initial_delay=1.0, interval=1.0, max_interval=5.0)
+    watch = Watch(
+        session=FlakySession([]),
+        poll=policy,
+        tuning=None,
+        rng=random.Random(0),
+        ids_per_query=10,
+        reconcile_interval=None,
+        pacing=Pacing(
+            max_requests_per_second=None,
+            max_refusals_per_second=5,
+            retry=RetryPolicy(),
+            rng=random.Random(0),
+        ),
+        ledger=NullLedger(),
+        journal=NullJournal("b"),
+        results=results,
+        deliver=None,
+    )
+    return watch, results
+
+
+def ended(key: str, *, server_life: float | None) -> Task:
+    created = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return Task(
+        id=f"t-{key}",
+        endpoint="text2video",
+        status=TaskStatus.SUCCEED,
+        created_at=created if server_life is not None else None,
+        updated_at=created + timedelta(seconds=server_life) if server_life is not None else None,
+    )
+
+
+def test_a_task_found_already_ended_teaches_nothing_without_its_own_clock() -> None:
+    """Adopted (not created by us) and ended: with no server timestamps, no life is learned."""
+    watch, results = make_watch()
+    job = running_job("a")
+    results.add_job(job)
+    watch.follow(job, ended("a", server_life=None), clean=False)
+    assert job.result is not None
+    assert job.result.ok
+    assert watch.planner.estimate(job.kind) is None
+    assert watch.latencies == []
+
+
+def test_a_task_found_already_ended_is_learned_from_its_server_timestamps() -> None:
+    """Adopted and ended: its own created/updated times give its true life."""
+    watch, results = make_watch()
+    job = running_job("a")
+    results.add_job(job)
+    watch.follow(job, ended("a", server_life=80.0), clean=False)
+    estimate = watch.planner.estimate(job.kind)
+    assert estimate is not None
+    assert math.exp(estimate[0]) == pytest.approx(80.0)
+
+
+def test_a_task_this_process_created_is_learned_from_its_polls() -> None:
+    """A clean create followed to its end: the observed life is learned, latency recorded."""
+    watch, results = make_watch()
+    job = running_job("a")
+    results.add_job(job)
+    watch.follow(
+        job, Task(id="t-a", endpoint="text2video", status=TaskStatus.SUBMITTED), clean=True
+    )
+    job.created_at -= 50.0  # as if created 50 s ago
+    watch.on_status(job, ended("a", server_life=None), time.monotonic())
+    estimate = watch.planner.estimate(job.kind)
+    assert estimate is not None
+    assert 1.0 < math.exp(estimate[0]) <= 51.0
+    assert len(watch.latencies) == 1

@@ -59,6 +59,10 @@ logger = logging.getLogger("kling_async")
 #: Creates refused before they were sent (connection refused) before a job ends retryable.
 _MAX_RETRIES = 10
 
+#: A create answered within this many seconds dates its task's creation well enough
+#: to learn the task's life from it.
+_CLEAN_CREATE_SECONDS = 5.0
+
 #: The setting each halting verdict points at.
 HALT_REASONS = {
     Verdict.HALT_KEY: "key",
@@ -250,9 +254,11 @@ class Create:
             return
         self._answered = True
         self._unreached = 0
-        # A create answered directly starts the task's life now; one that needed a
-        # lookup (or answers an ended task) does not: its life is not learned from.
-        self._created(job, task, clean=not job.may_exist and not task.is_terminal)
+        # A create answered directly, and quickly, starts the task's life now. One
+        # that needed a lookup, took long (the session may have found it after a
+        # lost answer) or answers an ended task does not: its life is not learned.
+        quick = time.monotonic() - sent <= _CLEAN_CREATE_SECONDS
+        self._created(job, task, clean=quick and not job.may_exist and not task.is_terminal)
 
     async def _failed(self, job: Job, exc: BaseException, *, sent: float) -> None:
         if isinstance(exc, KlingError) and not isinstance(exc, ConnectError):

@@ -300,12 +300,7 @@ class Watch:
         job.task = task
         elapsed = max(noticed - job.created_at, 1e-6)
         self._end_running(job)
-        if job.clean:
-            if task.succeeded:
-                lower = elapsed if exact else job.lower
-                server = _server_duration(task)
-                self.planner.observe(job.kind, observed_duration(lower, elapsed, server))
-            self.latencies.append(elapsed)
+        self._learn(job, task, elapsed, exact=exact)
         units = task.units or 0.0
         self._ledger.settle(job, units, completed=not task.failed)
         self._results.units += units
@@ -321,6 +316,24 @@ class Watch:
             error = TaskFailedError(task)
             self._results.emit(EventKind.FAILED, job, error=error)
             self._results.finish(job, "failed", task, error)
+
+    def _learn(self, job: Job, task: Task, elapsed: float, *, exact: bool) -> None:
+        """Learn a succeeded task's life, only from a creation moment that is known.
+
+        A create this process saw answered starts the clock (``clean``); otherwise
+        (found by lookup, resumed, answered already ended) only the task's own
+        server timestamps tell its life, and without them nothing is learned:
+        measuring from the wrong moment would teach the planner lives of
+        microseconds and poison every later schedule.
+        """
+        server = _server_duration(task)
+        if job.clean:
+            if task.succeeded:
+                lower = elapsed if exact else job.lower
+                self.planner.observe(job.kind, observed_duration(lower, elapsed, server))
+            self.latencies.append(elapsed)
+        elif task.succeeded and server is not None:
+            self.planner.observe(job.kind, server)
 
     def _journal_terminal(self, job: Job, task: Task) -> None:
         self._journal.mark_terminal(
