@@ -284,7 +284,7 @@ def test_paths_agree_on_mutated_seed_examples(data: st.DataObject) -> None:
 
 
 @settings(
-    max_examples=400,
+    max_examples=250,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -234,7 +234,7 @@ _TASKISH = st.dictionaries(st.sampled_from(_KEYS), _JSON, max_size=8)
 
 
 @settings(
-    max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(
     data=st.one_of(_JSON, _TASKISH),
