@@ -232,6 +232,14 @@ def job_record(job: Job, result: JobResult | None, entry: JournalEntry | None) -
     else:
         record.update(error_type="NotStartedError", error="not sent: the run ended before this job")
     if entry is not None:
+        if record["status"] == "not_started" and entry.state in (
+            JobState.CREATING,
+            JobState.UNKNOWN,
+        ):
+            record["error"] = (
+                f"{record['error'] or 'not started'}; an earlier create may have reached the "
+                "server: the next run looks it up by its external id before creating"
+            )
         record["attempt"] = entry.attempt
         record["external_task_id"] = record["external_task_id"] or entry.external_task_id
         if entry.created_wall is not None:
