@@ -95,6 +95,9 @@ class CallbackReceiver:
         self.rejected = 0
         #: Redeliveries of a ``webhook-id`` already accepted (acknowledged, ignored).
         self.duplicates = 0
+        #: Verified callbacks no subscriber claimed (answered 503: sent again later).
+        self.unclaimed = 0
+        self._warned_unsigned = False
 
     def __repr__(self) -> str:
         return f"CallbackReceiver(url={self.url!r}, signed={self._secret is not None})"
@@ -130,7 +133,11 @@ class CallbackReceiver:
         """Call ``callback`` with every accepted callback.
 
         It runs in the handler, on the event loop: it must not block. Exceptions
-        it raises are logged and ignored.
+        it raises are logged and ignored. It returns ``False`` when the task is not
+        one it knows (a batch does): when every subscriber says so, :meth:`handle`
+        answers 503, so the gateway delivers it again later (to this worker, or,
+        behind a load balancer, to the one that owns the task) instead of the
+        callback being dropped with a 200. Any other return value claims it.
 
         Args:
             callback: The subscriber.
@@ -174,10 +181,37 @@ class CallbackReceiver:
             WebhookVerificationError: A secret is set and the signature does not verify.
             ValueError: The body is not a JSON task object.
         """
+        event, _ = self._accept(headers, body, endpoint=endpoint)
+        return event
+
+    def _accept(
+        self, headers: Mapping[str, str], body: bytes, *, endpoint: str | None = None
+    ) -> tuple[CallbackEvent | None, bool]:
+        """Verify, parse and deliver one callback.
+
+        Args:
+            headers: The request headers.
+            body: The raw body.
+            endpoint: The endpoint name, when known (from the URL).
+
+        Returns:
+            The event (``None`` for a redelivery already seen), and whether a
+            subscriber claimed it (or nobody subscribed).
+
+        Raises:
+            WebhookVerificationError: A secret is set and the signature does not verify.
+            ValueError: The body is not a JSON task object.
+        """
         verified = False
         if self._secret is not None:
             verify(self._secret, headers, body, tolerance=self.tolerance)
             verified = True
+        elif not self._warned_unsigned:
+            self._warned_unsigned = True
+            logger.warning(
+                "callbacks are accepted unsigned (the receiver has no secret): anyone who "
+                "knows the URL can post them; the batch then only treats them as hints"
+            )
         data = json.loads(body)
         if isinstance(data, Mapping) and isinstance(data.get("data"), Mapping):
             data = data["data"]  # tolerate an envelope
@@ -188,7 +222,7 @@ class CallbackReceiver:
         webhook_id = headers.get(HEADER_ID)
         if verified and self._is_duplicate(webhook_id):
             self.duplicates += 1
-            return None
+            return None, True
         name: Endpoint | str = "callback"
         if endpoint:
             try:
@@ -202,12 +236,23 @@ class CallbackReceiver:
             webhook_id=webhook_id,
         )
         self.received += 1
-        for subscriber in list(self._subscribers):
+        subscribers = list(self._subscribers)
+        claimed = not subscribers
+        for subscriber in subscribers:
             try:
-                subscriber(event)
+                claimed = subscriber(event) is not False or claimed
             except Exception:
+                claimed = True  # it was someone's: a redelivery would fail the same way
                 logger.exception("callback subscriber raised; ignored")
-        return event
+        if not claimed:
+            self.unclaimed += 1
+            self._forget(webhook_id)
+        return event, claimed
+
+    def _forget(self, webhook_id: str | None) -> None:
+        """A callback nobody claimed may come again: do not count that as a redelivery."""
+        if webhook_id:
+            self._seen.pop(webhook_id, None)
 
     async def handle(self, request: web.Request) -> web.Response:
         """The ``aiohttp.web`` handler: ``app.router.add_post(path, receiver.handle)``.
@@ -216,8 +261,9 @@ class CallbackReceiver:
             request: The incoming POST.
 
         Returns:
-            200 when accepted (or a known redelivery), 401 for a bad signature,
-            400 for a bad body, 413 for an oversized one.
+            200 when accepted (or a known redelivery), 503 when no subscriber knows
+            the task (the sender should deliver it again later), 401 for a bad
+            signature, 400 for a bad body, 413 for an oversized one.
         """
         if request.content_length is not None and request.content_length > self.max_body:
             self.rejected += 1
@@ -227,7 +273,9 @@ class CallbackReceiver:
             self.rejected += 1
             return web.json_response({"ok": False, "error": "body too large"}, status=413)
         try:
-            self.accept(request.headers, body, endpoint=request.query.get(ENDPOINT_PARAM))
+            event, claimed = self._accept(
+                request.headers, body, endpoint=request.query.get(ENDPOINT_PARAM)
+            )
         except WebhookVerificationError as exc:
             self.rejected += 1
             logger.warning("callback refused: %s", exc)
@@ -236,6 +284,16 @@ class CallbackReceiver:
             self.rejected += 1
             logger.warning("callback refused: body is not a JSON task object")
             return web.json_response({"ok": False, "error": "body"}, status=400)
+        if not claimed:
+            task_id = event.task.id if event is not None else ""
+            logger.warning(
+                "callback for task %s is not one this process watches; answered 503 so the "
+                "sender delivers it again",
+                task_id or "?",
+            )
+            return web.json_response(
+                {"ok": False, "error": "unknown task"}, status=503, headers={"Retry-After": "5"}
+            )
         return web.json_response({"ok": True})
 
     @contextlib.asynccontextmanager

@@ -171,6 +171,9 @@ class FakeWatch:
     def __init__(self) -> None:
         self.followed: list[tuple[str, Task, bool]] = []
 
+    def expect(self, job: Job) -> None:
+        pass
+
     def follow(self, job: Job, task: Task, *, clean: bool) -> None:
         job.phase = Phase.RUNNING
         self.followed.append((job.key, task, clean))

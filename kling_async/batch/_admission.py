@@ -73,6 +73,23 @@ def _answer_of(error: BaseException) -> str:
     return ", ".join(parts)
 
 
+def halt_reason(error: BaseException, reason: str) -> NotStartedError:
+    """Why admissions stop when a setting or the account is wrong, naming what to fix.
+
+    Args:
+        error: What showed it.
+        reason: ``key``, ``route``, ``connect`` or ``account``.
+
+    Returns:
+        The error every job not started carries.
+    """
+    what, setting = HALTS.get(reason, ("a setting is wrong", None))
+    fix = f"; check {setting}" if setting else ""
+    return NotStartedError(
+        f"admissions stopped: {what} ({_answer_of(error)}){fix}", reason=reason, setting=setting
+    )
+
+
 class Admission:
     """Queue, window, budget, request rate and probing: the gate in front of creates.
 
@@ -362,15 +379,7 @@ class Admission:
             error: What showed it.
             reason: ``key``, ``route``, ``connect`` or ``account``.
         """
-        what, setting = HALTS.get(reason, ("a setting is wrong", None))
-        fix = f"; check {setting}" if setting else ""
-        self.halt(
-            NotStartedError(
-                f"admissions stopped: {what} ({_answer_of(error)}){fix}",
-                reason=reason,
-                setting=setting,
-            )
-        )
+        self.halt(halt_reason(error, reason))
 
     def drain_not_started(self) -> None:
         """End every queued job ``not_started`` (after a halt)."""

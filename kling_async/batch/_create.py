@@ -239,6 +239,7 @@ class Create:
         if job.callbacks and self._callback_url is not None:
             request = with_callback_url(request, self._callback_url(job.endpoint))
         self._journal.mark_creating(job.key)
+        self._watch.expect(job)
         self.creates += 1
         sent = time.monotonic()
         try:

@@ -5,9 +5,10 @@ never waits for a download to start). A file already saved in an earlier run is
 kept when its size and hash still match the journal's record (checked in a worker
 thread: hashing never blocks the event loop); the download itself streams to a
 temporary file and renames it (the session's download helper does the disk work
-off the loop). A URL that answers as expired triggers a fresh query of the task
-for new URLs; if the task turns out not to have ended after all (an early
-callback), it goes back to the watcher instead of failing.
+off the loop). A URL that fails (expired, revoked, or the download breaks)
+triggers one fresh query of the task for new URLs before the job can fail; if the
+task turns out not to have succeeded after all (an early or forged callback), it
+goes back to the watcher, which follows it to its real end.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._download import DownloadedFile, file_sha256
-from .._errors import URLExpiredError
+from .._errors import DownloadError, TransportError, URLExpiredError
 from .._journal import JournalFile
 from .._ratelimit import RateLimiter
 from .._task import Task
@@ -140,6 +141,9 @@ class Fetch:
         try:
             files = await self._download_files(job)
         except _BackToWatch as back:
+            self._results.emit(
+                EventKind.RETRIED, job, detail="task has not succeeded after all; watching it"
+            )
             self._rewatch(job, back.task)
             return
         except Exception as exc:  # one job's failure stays that job's
@@ -176,12 +180,15 @@ class Fetch:
                 file = await self._session.download_url(
                     output.url, path, expected_sha256=known.sha256 if known else None
                 )
-            except URLExpiredError:
+            except (DownloadError, TransportError) as exc:
+                # Expired, revoked or failing URL: ask the gateway for fresh URLs once
+                # (and learn whether the task really ended) before the job can fail.
                 if refreshed:
                     raise
                 refreshed = True
+                why = "expired" if isinstance(exc, URLExpiredError) else "failed"
+                self._results.emit(EventKind.RETRIED, job, detail=f"result URL {why}; refreshed")
                 job.task = await self._refresh(job, job.task)
-                self._results.emit(EventKind.RETRIED, job, detail="result URL expired; refreshed")
                 continue
             if not file.skipped:
                 self.downloads += 1

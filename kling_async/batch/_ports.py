@@ -387,6 +387,10 @@ class AdmissionPort(SlotLedger, Protocol):
 class Follower(Protocol):
     """The watcher, as the create stage sees it."""
 
+    def expect(self, job: Job) -> None:
+        """The job's create is about to be sent (callbacks may beat its answer)."""
+        ...
+
     def follow(self, job: Job, task: Task, *, clean: bool) -> None:
         """Start watching a task that exists."""
         ...

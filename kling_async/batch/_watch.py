@@ -30,6 +30,7 @@ from .._errors import TaskFailedError
 from .._journal import JournalEntry
 from .._schedule import PollPlanner, ScheduleTuning, observed_duration
 from .._task import Task, TaskStatus
+from ._hints import CallbackIndex
 from ._job import Job, Phase
 from ._lanes import PollQueue
 from ._pacing import Pacing
@@ -95,8 +96,7 @@ class Watch:
         self._pacing = pacing
         self._limiter = pacing.limiter
         self.running: set[Job] = set()
-        self._by_task_id: dict[str, Job] = {}
-        self._by_external_id: dict[str, Job] = {}
+        self.index = CallbackIndex()
         self.wake = Wake()
         # Figures.
         self.tasks_polled = 0
@@ -349,17 +349,18 @@ class Watch:
     # --- callbacks ----------------------------------------------------------------------
 
     def _track(self, job: Job) -> None:
-        """Index a job for callbacks (by task id and external id)."""
-        if not job.callbacks:
-            return
-        if job.task is not None and job.task.id:
-            self._by_task_id[job.task.id] = job
-        self._by_external_id[job.external_id] = job
+        self.index.track(job)
 
     def _untrack(self, job: Job) -> None:
-        if job.task is not None:
-            self._by_task_id.pop(job.task.id, None)
-        self._by_external_id.pop(job.external_id, None)
+        self.index.untrack(job)
+
+    def expect(self, job: Job) -> None:
+        """The job's create is about to be sent: claim callbacks that beat its answer.
+
+        Args:
+            job: The job.
+        """
+        self.index.expect(job)
 
     def on_callback(self, event: CallbackEvent) -> bool:
         """Act on a callback: a look now, or (verified, with the result) the end at once.
@@ -371,11 +372,11 @@ class Watch:
             Whether the task is one this batch watches.
         """
         hint = event.task
-        job = self._by_task_id.get(hint.id) if hint.id else None
-        if job is None and hint.external_id:
-            job = self._by_external_id.get(hint.external_id)
+        job, known = self.index.find(hint)
         if job is None or job.phase is not Phase.RUNNING:
-            return False
+            # Ours but not running (being created, downloading, ended): the create's
+            # answer or a query settles it. Not ours: refused, so it comes again.
+            return known
         if not hint.is_terminal:
             if hint.status is TaskStatus.PROCESSING and not job.running_seen:
                 job.running_seen = True
