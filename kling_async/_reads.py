@@ -31,7 +31,6 @@ from ._endpoints import (
 )
 from ._envelope import Answer
 from ._errors import (
-    KlingError,
     NotFoundError,
     ResponseDecodeError,
     TaskFailedError,
@@ -276,15 +275,22 @@ class Reader:
             if ep.is_task and ep not in order and not (ep.is_turbo and turbo_seen):
                 order.append(ep)
                 turbo_seen = turbo_seen or ep.is_turbo  # one batch query covers both
+        hints: set[str] = set()
         for ep in order:
-            error: KlingError | None = None
+            error: NotFoundError | None = None
             try:
                 return await self.get_on(ep, task_id, external_task_id, limiter)
             except NotFoundError as exc:
                 error = exc
             if classify(error, phase="read") is not Verdict.NOT_FOUND:
                 raise error
-        raise NotFoundError(f"no family knows task {ident!r}", http_status=404, code=1203)
+            hints.add(error.hint)
+        raise NotFoundError(
+            f"no family knows task {ident!r}",
+            http_status=404,
+            code=1203,
+            hint=hints.pop() if len(hints) == 1 else "",  # every family said the same
+        )
 
     async def get_many(
         self,
