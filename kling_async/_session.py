@@ -6,7 +6,8 @@ The session only wires the pieces and holds what every call shares:
   seam → decode, caps and error mapping → log, with read retries;
 * paid calls (:mod:`kling_async._runs`, :mod:`kling_async._create`): a slot from the
   session's one pool, validate, send, reconcile unclear outcomes by external id;
-* reads (:mod:`kling_async._reads`): queries, batch queries, polling;
+* reads (:mod:`kling_async._reads`, public methods in :mod:`kling_async._queries`):
+  queries, batch queries, polling, identify-face;
 * the families (:mod:`kling_async._families`), built from the endpoint table;
 * handles (:mod:`kling_async._handles`): ids before waiting.
 """
