@@ -9,10 +9,8 @@ on loopback).
 
 from __future__ import annotations
 
-import inspect
 import ipaddress
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from ._config import ClientConfig
@@ -52,6 +50,7 @@ async def fetch_url(
     *,
     expected_size: int | None,
     expected_sha256: str | None,
+    within: str | Path | None = None,
 ) -> DownloadedFile:
     """Download one result URL with the session's settings.
 
@@ -62,13 +61,11 @@ async def fetch_url(
         path: Destination file.
         expected_size: Bytes the file must have.
         expected_sha256: Hex digest it must have.
+        within: A folder the file must land inside.
 
     Returns:
         What was saved.
     """
-    options: dict[str, Any] = {}
-    if "allow_private" in inspect.signature(download_url).parameters:
-        options["allow_private"] = base_is_private(config)
     return await download_url(
         transport,
         url,
@@ -76,5 +73,6 @@ async def fetch_url(
         timeout=config.timeouts.download,
         expected_size=expected_size,
         expected_sha256=expected_sha256,
-        **options,
+        allow_private=base_is_private(config),
+        within=within,
     )

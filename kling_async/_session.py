@@ -320,6 +320,7 @@ class KlingSession(TypedFamilies, QueryMethods):
         *,
         expected_size: int | None = None,
         expected_sha256: str | None = None,
+        within: str | Path | None = None,
     ) -> DownloadedFile:
         """Save one result URL to ``path`` (temporary file, checks, atomic rename).
 
@@ -329,6 +330,7 @@ class KlingSession(TypedFamilies, QueryMethods):
             expected_size: Bytes the file must have.
             expected_sha256: Hex digest it must have (also lets an existing
                 identical file be kept without a request).
+            within: A folder the file must land inside (refused otherwise).
 
         Returns:
             What was saved.
@@ -348,13 +350,14 @@ class KlingSession(TypedFamilies, QueryMethods):
             path,
             expected_size=expected_size,
             expected_sha256=expected_sha256,
+            within=within,
         )
 
     async def download(self, task: Task, directory: str | Path) -> list[DownloadedFile]:
         """Save every output of a task into ``directory``, one file per output.
 
-        File names are stable (``{task_id}_{kind}_{index}.{ext}``), so running it
-        again skips files already complete.
+        File names are stable (``{task_id}_{kind}_{index}.{ext}``, the id made safe
+        for any file system), and every file must land inside ``directory``.
 
         Args:
             task: A succeeded task.
@@ -368,7 +371,9 @@ class KlingSession(TypedFamilies, QueryMethods):
             DownloadError: A download failed or was incomplete.
         """
         folder = Path(directory)
-        return [await self.download_url(f.url, folder / f.name) for f in task.files]
+        return [
+            await self.download_url(f.url, folder / f.name, within=folder) for f in task.files
+        ]
 
     def batch(
         self,

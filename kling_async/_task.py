@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from ._filenames import safe_stem
 from ._models import WatermarkInfo
 
 __all__ = [
@@ -300,8 +301,8 @@ _KNOWN_EXTENSIONS = (".mp4", ".mov", ".png", ".jpg", ".jpeg", ".webp", ".mp3", "
 def _name(task_id: str, kind: str, index: int, url: str, default_ext: str) -> str:
     path = url.split("?", 1)[0].lower()
     ext = next((e for e in _KNOWN_EXTENSIONS if path.endswith(e)), default_ext)
-    safe_id = "".join(c if c.isalnum() or c in "-_" else "_" for c in task_id)
-    return f"{safe_id}_{kind}_{index}{ext}"
+    # Hostile ids (``..``, ``/``, 1,000 characters) become safe, distinct stems.
+    return f"{safe_stem(task_id)}_{kind}_{index}{ext}"
 
 
 @attrs.frozen(kw_only=True)

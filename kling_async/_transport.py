@@ -146,8 +146,14 @@ class Transport(Protocol):
         """
         ...
 
-    def stream(self, url: str, *, timeout: float) -> AbstractAsyncContextManager[StreamResponse]:
-        """Open a ``GET`` whose body is read in chunks (an async context manager)."""
+    def stream(
+        self, url: str, *, timeout: float, follow_redirects: bool = True
+    ) -> AbstractAsyncContextManager[StreamResponse]:
+        """Open a ``GET`` whose body is read in chunks (an async context manager).
+
+        With ``follow_redirects=False`` a redirect answer is returned as it is, so the
+        caller can check each hop before following it.
+        """
         ...
 
     async def aclose(self) -> None:
@@ -313,12 +319,16 @@ class AiohttpTransport:
         raise failure
 
     @asynccontextmanager
-    async def stream(self, url: str, *, timeout: float) -> AsyncIterator[StreamResponse]:
+    async def stream(
+        self, url: str, *, timeout: float, follow_redirects: bool = True
+    ) -> AsyncIterator[StreamResponse]:
         """Open a streaming ``GET`` of ``url`` (no auth header: result URLs are signed).
 
         Args:
             url: The URL.
             timeout: Seconds for the whole download.
+            follow_redirects: Let aiohttp follow redirects; ``False`` returns a redirect
+                answer as it is (downloads check every hop themselves).
 
         Yields:
             The open response.
@@ -334,7 +344,7 @@ class AiohttpTransport:
         failure: TransportError | None = None
         try:
             async with client.get(
-                url, timeout=self._timeout(timeout), allow_redirects=True
+                url, timeout=self._timeout(timeout), allow_redirects=follow_redirects
             ) as response:
                 yield _AiohttpStream(response, label)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:

@@ -104,12 +104,18 @@ class MockTransport:
         return response
 
     @asynccontextmanager
-    async def stream(self, url: str, *, timeout: float) -> AsyncIterator[StreamResponse]:
+    async def stream(
+        self, url: str, *, timeout: float, follow_redirects: bool = True
+    ) -> AsyncIterator[StreamResponse]:
         """Answer a download through the handler (a ``GET`` without auth headers).
+
+        The handler's answer is returned as it is; a redirect is never followed here,
+        whatever ``follow_redirects`` says (the caller sees the hop).
 
         Args:
             url: The URL.
             timeout: Seconds (recorded on the request only).
+            follow_redirects: Accepted for the protocol; see above.
 
         Yields:
             The response, readable in chunks.
