@@ -192,10 +192,13 @@ class Watch:
             now: Monotonic seconds.
 
         Returns:
-            ``(expected slots, slots per second)``.
+            ``(expected slots, slots per second)``. Tasks watched by callbacks count
+            for nothing: their ends are reported as they happen.
         """
         expected, rate = 0.0, 0.0
         for job in self.running:
+            if job.callbacks:
+                continue
             p, r = self.planner.ended_probability(job.kind, job.lower, now - job.created_at)
             expected += p * job.slots
             rate += r * job.slots
@@ -204,18 +207,20 @@ class Watch:
     def none_ended_by(self, sent: float) -> None:
         """A 1303 at ``sent`` with only our tasks in the slots: none had ended then.
 
-        Each running task's lower bound moves up, and its next poll may wait for
-        one more step (once per poll, so a wrong inference costs one step at most).
+        Each running task's lower bound moves up, whoever watches it (a refusal is
+        evidence for callback-watched tasks too), and a polled task's next poll may
+        wait for one more step (once per poll, so a wrong inference costs one step
+        at most).
 
         Args:
             sent: When the refused create was sent (monotonic).
         """
         now = time.monotonic()
         for job in self.running:
-            if job.callbacks or sent <= job.created_at:
+            if sent <= job.created_at:
                 continue
             job.lower = max(job.lower, sent - job.created_at)
-            if job.postponed:
+            if job.postponed or job.callbacks:
                 continue
             target = job.created_at + self.planner.next_poll(
                 job.kind, job.lower, job.polls, batched=job.endpoint.is_turbo
