@@ -1,9 +1,11 @@
 """The API front door: backend, key, request rate, latency, then the route's action.
 
 Every API request goes through :meth:`ApiFront.handle` in the gateway's order:
-a path outside every backend is 404/1202; a bad key 401 (1001 empty, 1002 invalid);
-over the request rate 429/1302 with ``Retry-After``; a wrong customer path segment
-404/1202; no row for the method and path 404/1202. A known row calls its action.
+a path outside every backend is 404/1202; a bad key or token 401 (1001 empty,
+1002 invalid, 1003 not yet valid, 1004 expired); over the request rate 429/1302
+with ``Retry-After``; a wrong customer path segment 404/1202; no row for the
+method and path 404/1202; a token on a row that takes API keys only 401/1002. A
+known row calls its action with the caller's account.
 
 :func:`quiet_disconnects` keeps a client that goes away mid-request (a cancelled
 create, a download stopped at its size cap) from becoming an error log with a
@@ -23,12 +25,13 @@ from aiohttp.typedefs import Handler, Middleware
 from ._faults import TokenBucket
 from ._routes import AuthFailure, Backend, Route
 from ._state import FakeState
+from ._tokens import TOKEN, Caller
 
 __all__ = ["Action", "ApiFront", "quiet_disconnects"]
 
 _log = logging.getLogger("kling_async.testing")
 
-#: A route's handler: ``(request, route, id from the path, caller's key)``.
+#: A route's handler: ``(request, route, id from the path, caller's account)``.
 Action = Callable[[web.Request, Route, str, str], Awaitable[web.StreamResponse]]
 #: Status logged (never sent) when the client is gone: nginx's "client closed request".
 _CLIENT_GONE = 499
@@ -92,7 +95,7 @@ class ApiFront:
         counts, answers = state.store.counts, state.answers
         counts["requests_total"] += 1
         raw = request.raw_path.partition("?")[0]
-        backend = next((b for b in self._backends if raw.startswith(b.root)), None)
+        backend = next((b for b in self._backends if b.owns(raw)), None)
         if backend is None:
             return answers.error(404, 1202, "No such API")
         counts["api_requests"] += 1
@@ -100,7 +103,10 @@ class ApiFront:
         if isinstance(who, AuthFailure):
             counts["auth_failures"] += 1
             return answers.error(401, who.code, who.message)
-        key = who
+        caller = Caller(who) if isinstance(who, str) else who
+        if caller.scheme == TOKEN:
+            state.store.note_token(caller.credential)
+        key = caller.account
         wait = self._throttle(key)
         if wait > 0:
             return answers.rate_limited(wait)
@@ -115,6 +121,11 @@ class ApiFront:
         if found is None:
             return answers.not_found(1202, f"Invalid method: {request.method} {tail}")
         route, ident = found
+        if route.api_key_only and caller.scheme == TOKEN:
+            counts["auth_failures"] += 1
+            return answers.error(
+                401, 1002, "Authorization is invalid: this API takes API keys only"
+            )
         return await self._actions[route.action](request, route, ident, key)
 
     def _throttle(self, key: str) -> float:

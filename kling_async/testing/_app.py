@@ -1,11 +1,23 @@
 """The fake Kling gateway: an ``aiohttp.web`` application serving every endpoint family.
 
-Routes (``{prefix}`` is ``/v1/ai/{endpoint_path}/kling``), from the route table of
-:mod:`._routes`, itself read from :data:`kling_async._endpoints.ENDPOINTS`:
+It speaks two APIs at once, both from the route tables of :mod:`._routes`, read
+from the SDK's :mod:`kling_async._backends`. The gateway (``{prefix}`` is
+``/v1/ai/{endpoint_path}/kling``, bearer API keys):
 
 - ``POST {prefix}/{path}``: create a task (or, for identify-face, answer at once),
 - ``GET {prefix}/{path}/{id}``: query a classic task by task id or external task id,
 - ``GET {prefix}/tasks?task_ids=a,b&external_task_ids=c``: turbo batch query (a list),
+
+and Kling's own API (API keys, or HS256 tokens from ``key_pairs``, checked with
+PyJWT: see :mod:`._tokens`):
+
+- ``POST /v1/{path}`` and ``GET /v1/{path}/{id}`` for the classic families,
+- ``GET /v1/{path}?pageNum=&pageSize=``: the family's tasks, newest first,
+- ``POST /text-to-video/kling-3.0-turbo``, ``POST /image-to-video/kling-3.0-turbo``
+  and ``GET /tasks?task_ids=..`` (or ``external_task_ids``): API keys only.
+
+Both serve:
+
 - ``GET /__media__/{name}``: result files (signed, expiring URLs; ``Range`` support),
 - ``GET /__fake__/stats``, ``POST /__fake__/reset``, ``GET /__fake__/tasks``,
   ``POST /__fake__/inject``, ``POST /__fake__/advance``: introspection and control.
@@ -32,7 +44,7 @@ from ._config import FakeConfig
 from ._create import CreateHandler
 from ._media_route import MediaHandler
 from ._query import QueryHandler
-from ._routes import gateway_backend
+from ._routes import gateway_backend, official_backend
 from ._spoil import Spoiler
 from ._state import FakeState
 
@@ -70,14 +82,20 @@ class FakeGateway:
         spoiler = Spoiler(state)
         creates = CreateHandler(state, spoiler, self._callbacks)
         queries = QueryHandler(state, spoiler)
+        backends = [
+            gateway_backend(cfg.endpoint_path, cfg.api_keys),
+            official_backend(state.api_key_accounts(), state.pair_accounts(), state.token_clock),
+        ]
         self._front = ApiFront(
             state,
-            [gateway_backend(cfg.endpoint_path, cfg.api_keys)],
+            backends,
             {
                 "create": creates.create,
                 "face": creates.identify_face,
                 "query": queries.query,
                 "batch": queries.batch,
+                "tasks": queries.tasks,
+                "list": queries.list_tasks,
             },
         )
         self._media = MediaHandler(state, spoiler)
@@ -124,6 +142,29 @@ class FakeGateway:
     def endpoint_path(self) -> str:
         """The accepted endpoint path segment."""
         return self.config.endpoint_path
+
+    @property
+    def access_key(self) -> str:
+        """The first accepted access key of Kling's own API (never log it)."""
+        return self.config.access_key
+
+    @property
+    def secret_key(self) -> str:
+        """The secret key of :attr:`access_key` (never log it)."""
+        return self.config.secret_key
+
+    def token_clock(self) -> float:
+        """The Unix time this fake checks token ``exp``/``nbf`` against.
+
+        Give it as the ``clock`` of :class:`kling_async._auth.JwtAuth` and tokens
+        renew on the fake's schedule, :meth:`advance` included (a client in
+        another process uses :func:`kling_async._auth.scaled_clock` with
+        ``config.token_scale`` instead, which misses only the advances).
+
+        Returns:
+            Unix seconds on the token time scale.
+        """
+        return self._state.token_clock()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeGateway:
         """Listen on ``host:port`` (port 0 picks a free one).
@@ -223,6 +264,9 @@ class FakeGateway:
 
         Keys: ``creates`` (tasks actually created), ``creates_by_family``,
         ``create_requests`` (create calls received, refused ones included),
+        ``list_queries`` and ``list_query_tasks`` (Kling's list query: requests
+        and tasks reported), ``token_requests`` (requests authenticated with a
+        token) and ``tokens_seen`` (distinct tokens accepted),
         ``duplicate_external_ids`` (creates refused with 1201 because their
         external id already named a task: each would have been a second paid task;
         0 in a run where the client never re-sends a create it cannot prove
@@ -272,8 +316,8 @@ class FakeGateway:
         Args:
             fault: A name from :data:`~kling_async.testing.FAULTS`.
             count: How many requests it strikes.
-            on: ``create``, ``query``, ``batch``, ``face``, ``api`` (any of those)
-                or ``media``.
+            on: ``create``, ``query``, ``batch``, ``list``, ``face``, ``api`` (any
+                of those) or ``media``.
 
         Raises:
             ValueError: Unknown fault or scope, or a JSON-rewriting fault on media.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -83,9 +83,10 @@ FAULTS: tuple[str, ...] = (
     "huge_body_chunked",
 )
 
-#: Where a scheduled fault may strike: task creates, single task queries, turbo
-#: batch queries, identify-face, any of those four (``api``), or media downloads.
-FAULT_SCOPES: tuple[str, ...] = ("create", "query", "batch", "face", "api", "media")
+#: Where a scheduled fault may strike: task creates, single task queries, multi-task
+#: queries (``GET tasks`` on either API), list queries (Kling's own API),
+#: identify-face, any of those five (``api``), or media downloads.
+FAULT_SCOPES: tuple[str, ...] = ("create", "query", "batch", "list", "face", "api", "media")
 
 #: Relative weights of the faults drawn at random when ``fault_rate`` > 0.
 DEFAULT_FAULT_MIX: Mapping[str, float] = {
@@ -130,6 +131,18 @@ def _webhook_secret(_: Any, attribute: attrs.Attribute[Any], value: str | None) 
         sign(value, "check", 0, b"")  # raises ValueError for a secret that is not base64
 
 
+def _key_pairs(value: Mapping[str, str] | Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
+    """Access/secret key pairs from a mapping or from ``(access, secret)`` items."""
+    items = value.items() if isinstance(value, Mapping) else value
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        access, secret = (str(part) for part in item)
+        if not access.strip() or not secret.strip():
+            raise ValueError("key_pairs: an access key and its secret key must not be empty")
+        pairs.append((access, secret))
+    return tuple(pairs)
+
+
 @attrs.define(kw_only=True)
 class FakeConfig:
     """How the fake gateway behaves. Every random choice is seeded by ``seed``.
@@ -155,6 +168,19 @@ class FakeConfig:
         extra_api_keys: More accepted keys (each with its own quotas and
             external-id namespace).
         endpoint_path: The accepted ``/v1/ai/{endpoint_path}/kling`` segment.
+        key_pairs: Access/secret key pairs Kling's own API (``/v1/...``) accepts
+            tokens from (a mapping or ``(access, secret)`` items). The n-th pair
+            acts for the account of the n-th API key (so one account can use
+            both, as on Kling's console); pairs beyond the keys are accounts of
+            their own. API keys are accepted on Kling's routes too.
+        token_time_scale: How fast token time runs: tokens' ``exp``/``nbf`` are
+            checked against Unix time stretched by ``1 / token_time_scale``
+            around :data:`kling_async._auth.SCALED_CLOCK_ANCHOR` (what
+            :func:`kling_async._auth.scaled_clock` computes), plus every
+            :meth:`FakeGateway.advance`. ``None``: ``time_scale`` (an 1800 s
+            token lives 1.8 s at 0.001); ``1.0``: real Unix time.
+        official_max_query_ids: Most ids one ``GET /tasks`` of Kling's own API
+            accepts (users report 20); more is refused with 400/1201.
         time_scale: Multiplies every task duration (0.001 turns 100 s into 0.1 s).
         video_median: Median life of a video task, seconds (before ``time_scale``).
         video_sigma: Log-space sigma of video task lives.
@@ -199,6 +225,11 @@ class FakeConfig:
     api_key: str = "test-key"
     extra_api_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     endpoint_path: str = "test-endpoint"
+    key_pairs: tuple[tuple[str, str], ...] = attrs.field(
+        default=(("test-access-key", "test-secret-key"),), converter=_key_pairs, repr=False
+    )
+    token_time_scale: float | None = attrs.field(default=None, validator=_positive)
+    official_max_query_ids: int = attrs.field(default=20, validator=_positive)
     time_scale: float = attrs.field(default=1.0, validator=_positive)
     video_median: float = attrs.field(default=100.0, validator=_positive)
     video_sigma: float = attrs.field(default=0.25, validator=_non_negative)
@@ -237,3 +268,30 @@ class FakeConfig:
     def api_keys(self) -> tuple[str, ...]:
         """Every accepted key, ``api_key`` first."""
         return (self.api_key, *self.extra_api_keys)
+
+    @property
+    def access_key(self) -> str:
+        """The first pair's access key (``KLING_ACCESS_KEY`` of a client).
+
+        Raises:
+            LookupError: ``key_pairs`` is empty.
+        """
+        if not self.key_pairs:
+            raise LookupError("the fake has no key pairs")
+        return self.key_pairs[0][0]
+
+    @property
+    def secret_key(self) -> str:
+        """The first pair's secret key (``KLING_SECRET_KEY`` of a client).
+
+        Raises:
+            LookupError: ``key_pairs`` is empty.
+        """
+        if not self.key_pairs:
+            raise LookupError("the fake has no key pairs")
+        return self.key_pairs[0][1]
+
+    @property
+    def token_scale(self) -> float:
+        """The token time scale in force (``token_time_scale`` or ``time_scale``)."""
+        return self.token_time_scale if self.token_time_scale is not None else self.time_scale

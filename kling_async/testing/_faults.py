@@ -12,7 +12,7 @@ from ._config import FAULT_SCOPES, FAULTS
 __all__ = ["BEFORE_STORE", "HOSTILE_RETRY_AFTER", "JSON_ONLY", "FaultPlan", "TokenBucket"]
 
 #: Scopes an ``api`` injection covers.
-_API_SCOPES = frozenset({"create", "query", "batch", "face"})
+_API_SCOPES = frozenset({"create", "query", "batch", "list", "face"})
 
 #: ``Retry-After`` values of the hostile rate-limit faults.
 HOSTILE_RETRY_AFTER: Mapping[str, str] = {

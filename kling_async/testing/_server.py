@@ -50,6 +50,22 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="accepted /v1/ai/{endpoint_path}/kling segment (default: %(default)s)",
     )
     add(
+        "--access-key",
+        default=defaults.access_key,
+        help="access key Kling's own API accepts tokens from (default: %(default)s)",
+    )
+    add(
+        "--secret-key",
+        default=defaults.secret_key,
+        help="secret key of --access-key (default: %(default)s)",
+    )
+    add(
+        "--token-time-scale",
+        type=float,
+        default=None,
+        help="how fast token time runs for exp/nbf checks (default: --time-scale; 1: real time)",
+    )
+    add(
         "--time-scale",
         type=float,
         default=0.05,
@@ -144,6 +160,13 @@ def config_from_args(args: argparse.Namespace) -> FakeConfig:
         "range_requests": not getattr(args, "no_range", False),
         "scale_delays": getattr(args, "scale_delays", False),
     }
+    defaults = FakeConfig()
+    access = getattr(args, "access_key", None) or defaults.access_key
+    secret = getattr(args, "secret_key", None) or defaults.secret_key
+    values["key_pairs"] = ((access, secret),)
+    token_scale = getattr(args, "token_time_scale", None)
+    if token_scale is not None:
+        values["token_time_scale"] = token_scale
     fault_mix = getattr(args, "fault_mix", None)
     if fault_mix:
         values["fault_mix"] = parse_fault_mix(fault_mix)
@@ -184,6 +207,12 @@ async def serve_forever(args: argparse.Namespace, *, out: TextIO | None = None) 
             print(
                 f"  use it:   KLING_BASE_URL={fake.url} KLING_TURBO_BASE_URL={fake.url} "
                 f"KLING_ENDPOINT_PATH={config.endpoint_path}",
+                file=stream,
+            )
+            print(
+                f"  official: {fake.url}/v1/...  (tokens signed with <--access-key> and "
+                f"<--secret-key>, or Bearer <--api-key>; token time runs "
+                f"{1 / config.token_scale:g}x real time)",
                 file=stream,
             )
             print("Press Ctrl+C to stop.", file=stream, flush=True)

@@ -68,7 +68,7 @@ class Spoiler:
 
         Args:
             request: The request.
-            scope: ``create``, ``query``, ``batch``, ``face`` or ``media``.
+            scope: ``create``, ``query``, ``batch``, ``list``, ``face`` or ``media``.
 
         Returns:
             ``(fault to apply in finish, None)``, or ``(None, early answer)``.

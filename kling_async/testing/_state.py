@@ -18,6 +18,7 @@ from ._config import FakeConfig
 from ._faults import FaultPlan, TokenBucket
 from ._store import Store
 from ._tasks import TaskRecord, classic_data, turbo_data
+from ._tokens import KeyPairAccount, scaled_unix
 
 __all__ = ["FakeState"]
 
@@ -56,6 +57,29 @@ class FakeState:
         self.slow_latency = self.clock.delay(config.slow_latency)
         self.base_url: str | None = config.public_url.rstrip("/") if config.public_url else None
         self._media_key = hashlib.sha256(f"kling-async-fake-media-{config.seed}".encode()).digest()
+
+    # --- callers ------------------------------------------------------------------
+
+    def token_clock(self) -> float:
+        """The time tokens are checked against: Unix seconds on the token time scale.
+
+        Returns:
+            Stretched Unix seconds (see :func:`._tokens.scaled_unix`), moved by
+            every advance of the fake's clock.
+        """
+        return scaled_unix(self.clock.now() + self.clock.wall_offset, self.config.token_scale)
+
+    def api_key_accounts(self) -> dict[str, str]:
+        """Accepted API keys, each its own account."""
+        return {key: key for key in self.config.api_keys}
+
+    def pair_accounts(self) -> dict[str, KeyPairAccount]:
+        """Accepted access keys: the n-th pair acts for the n-th API key's account."""
+        keys = self.config.api_keys
+        return {
+            access: KeyPairAccount(secret, keys[i] if i < len(keys) else access)
+            for i, (access, secret) in enumerate(self.config.key_pairs)
+        }
 
     def reset(self) -> None:
         """Forget tasks, figures, buckets and scheduled faults; restart the sequences."""

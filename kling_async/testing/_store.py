@@ -32,6 +32,9 @@ _COUNTERS = (
     "queries",
     "batch_queries",
     "batch_query_ids",
+    "list_queries",
+    "list_query_tasks",
+    "token_requests",
     "identify_face",
     "not_found",
     "auth_failures",
@@ -99,6 +102,10 @@ class Store:
         self._next = 868_000_000_000_000_000 + self._id_rng.randrange(10**15)
         self.tasks: dict[str, TaskRecord] = {}
         self.by_external: dict[tuple[str, str], TaskRecord] = {}
+        #: (account, family name) -> its tasks in creation order (the list query).
+        self.by_family: dict[tuple[str, str], list[TaskRecord]] = {}
+        #: Digests of the distinct tokens accepted.
+        self.tokens: set[str] = set()
         #: Video output id -> (task, index) for identify-face and video-extend.
         self.videos: dict[str, TaskRecord] = {}
         self.sessions: dict[str, FaceSessionRecord] = {}
@@ -175,6 +182,7 @@ class Store:
             rec: The task.
         """
         self.tasks[rec.task_id] = rec
+        self.by_family.setdefault((rec.key, rec.endpoint.name), []).append(rec)
         if rec.external_id is not None:
             self.by_external[(rec.key, rec.external_id)] = rec
         if rec.endpoint.kind == "video":
@@ -217,6 +225,27 @@ class Store:
             self.running[rec.key] -= 1
             self.running_slots[rec.key] -= rec.slots
 
+    def listing(self, key: str, family: str) -> list[TaskRecord]:
+        """The tasks of one account and family, oldest first (do not modify).
+
+        Args:
+            key: The account.
+            family: The endpoint name.
+
+        Returns:
+            The records.
+        """
+        return self.by_family.get((key, family), [])
+
+    def note_token(self, digest: str) -> None:
+        """Count a request authenticated by a token, and the token among those seen.
+
+        Args:
+            digest: A digest of the token.
+        """
+        self.counts["token_requests"] += 1
+        self.tokens.add(digest)
+
     def count_fault(self, fault: str) -> None:
         """Count one injected fault."""
         self.counts["faults_injected"] += 1
@@ -238,6 +267,7 @@ class Store:
         out["max_slots_observed"] = self.max_slots_observed
         out["units_charged"] = round(self.units_charged, 4)
         out["face_sessions"] = len(self.sessions)
+        out["tokens_seen"] = len(self.tokens)
         return out
 
     def records(self) -> list[dict[str, Any]]:
