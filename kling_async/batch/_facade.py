@@ -276,6 +276,12 @@ class Batch:
         self._require_open().intake.add_source(items)
 
     def __aiter__(self) -> AsyncIterator[JobResult]:
+        """Results as jobs end; any number of readers may iterate at once.
+
+        Each result goes to exactly one reader: readers waiting for a result are
+        served in the order they started waiting, and every reader stops when the
+        batch has no job left (more may be submitted and read afterwards).
+        """
         if self._results is None:
             raise RuntimeError("iterate inside `async with session.batch(...) as batch:`")
         return _ResultIterator(self._results)
