@@ -15,6 +15,7 @@ from kling_async._backends import KLING
 from kling_async.testing import FakeConfig, FakeGateway, run_fake_gateway
 from kling_async.testing._routes import official_routes
 from kling_async.testing._server import add_fake_server_arguments, config_from_args
+from kling_async.testing._tokens import Caller, KeyPairAccount, TokenChecker
 
 T2V = "/v1/videos/text2video"
 TURBO = "/text-to-video/kling-3.0-turbo"
@@ -373,3 +374,21 @@ def test_fake_server_takes_a_key_pair_and_a_token_scale() -> None:
     config = config_from_args(args)
     assert (config.key_pairs, config.token_scale) == ((("AK", "SK"),), 0.5)
     assert config_from_args(parser.parse_args([])).key_pairs == FakeConfig().key_pairs
+
+
+def test_a_remembered_token_still_has_its_times_checked() -> None:
+    """The checker skips the signature of a known token, never its exp/nbf; memory is bounded."""
+    now = [2_000_000_000.0]
+    pairs = {"ak": KeyPairAccount("sk", "account")}
+    check = TokenChecker(pairs, lambda: now[0], capacity=2)
+    token = JwtAuth("ak", "sk", clock=lambda: now[0]).token()
+    assert isinstance(check(token), Caller)
+    now[0] -= 10  # before nbf (now - 5)
+    assert check(token) == (1003, "Authorization is not yet valid")
+    now[0] += 10 + 1800
+    assert check(token) == (1004, "Authorization is expired")
+    for offset in (1.0, 2.0, 3.0):
+        other = JwtAuth("ak", "sk", clock=lambda offset=offset: now[0] + offset).token()
+        assert isinstance(check(other), Caller)
+    assert "remembered" in repr(check)
+    assert len(check._known) <= 2

@@ -25,7 +25,7 @@ import attrs
 
 from .. import _backends as api
 from .._endpoints import ENDPOINTS, Endpoint
-from ._tokens import Caller, KeyPairAccount, check_token
+from ._tokens import Caller, KeyPairAccount, TokenChecker
 
 __all__ = [
     "ACTIONS",
@@ -289,7 +289,7 @@ def official_auth(
         The authenticator.
     """
     keys = dict(api_keys)
-    known = dict(pairs)
+    check = TokenChecker(pairs, clock)
 
     def authenticate(header: str | None) -> Caller | AuthFailure:
         token = _bearer(header)
@@ -298,7 +298,7 @@ def official_auth(
         account = keys.get(token)
         if account is not None:
             return Caller(account)
-        checked = check_token(token, known, clock)
+        checked = check(token)
         return checked if isinstance(checked, Caller) else AuthFailure(*checked)
 
     return authenticate
