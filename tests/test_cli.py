@@ -148,7 +148,7 @@ async def test_batch_of_200_jobs_succeeds_and_writes_results(
     assert [r["line"] for r in results] == list(range(1, 201))
     assert all(r["status"] == "succeed" for r in results)
     assert all(r["task_id"] and r["outputs"] and r["files"] for r in results)
-    assert all(Path(f["path"]).is_file() for r in results for f in r["files"])
+    assert all((out / f["path"]).is_file() for r in results for f in r["files"])
     assert results[2]["key"] == "img-2"
     assert results[0]["key"] == "line-1"
     printed = capsys.readouterr().out
@@ -430,7 +430,7 @@ async def test_sigkill_mid_run_then_rerun_creates_each_task_once(tmp_path: Path)
     assert stats["duplicate_external_ids"] == 0
     results = read_results(out)
     assert Counter(r["status"] for r in results) == {"succeed": 200}
-    assert all(Path(f["path"]).is_file() for r in results for f in r["files"])
+    assert all((out / f["path"]).is_file() for r in results for f in r["files"])
 
 
 async def test_first_ctrl_c_stops_admitting_and_finishes_in_flight(tmp_path: Path) -> None:

@@ -43,8 +43,8 @@ def read_results(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def check_record(record: dict[str, Any]) -> None:
-    """A record has every field; a finished job has its times and saved files check out."""
+def check_record(record: dict[str, Any], out: Path) -> None:
+    """Every field is there, finished jobs have times, files (relative to out) check out."""
     assert set(record) == FIELDS
     if record["status"] in ("succeed", "failed"):
         assert record["task_id"]
@@ -53,7 +53,8 @@ def check_record(record: dict[str, Any]) -> None:
         assert datetime.fromisoformat(record["finished_at"])
         assert isinstance(record["units"], (int, float))
     for saved in record["files"]:
-        data = Path(saved["path"]).read_bytes()
+        assert not Path(saved["path"]).is_absolute()
+        data = (out / saved["path"]).read_bytes()
         assert saved["size"] == len(data)
         assert saved["sha256"] == hashlib.sha256(data).hexdigest()
 
@@ -99,7 +100,7 @@ async def test_a_quarter_failing_names_every_failed_key_with_its_reason(
     assert 0 < len(failed) <= NAMED_LIMIT
     assert len(failed) == stats["tasks_by_status"].get("failed", 0)
     for record in records:
-        check_record(record)
+        check_record(record, out)
     lines = printed.splitlines()
     for record in failed:
         assert record["error_type"] == "TaskFailedError"
@@ -179,7 +180,7 @@ async def test_the_demo_writes_the_same_results_file(tmp_path: Path) -> None:
     assert code == 0
     assert [r["key"] for r in records] == ["t2v-001", "i2v-001", "img-001", "sfx-001"]
     for record in records:
-        check_record(record)
+        check_record(record, out)
         assert record["status"] == "succeed"
         assert record["files"]
         assert record["prompt"]

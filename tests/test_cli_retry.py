@@ -79,7 +79,7 @@ async def test_retry_failed_creates_exactly_the_failed_jobs_again(tmp_path: Path
         assert second[key]["external_task_id"] != old_id
         assert second[key]["status"] in ("succeed", "failed")
     assert all(r["attempt"] == 1 for k, r in second.items() if k not in failed)
-    journal = Journal(out / "journal.sqlite")
+    journal = Journal(out / "journal.sqlite", read_only=True)
     try:
         history = journal.attempts(next(iter(failed)))
     finally:

@@ -122,26 +122,33 @@ def prepare_attempts(
     *,
     retry_failed: bool,
     rerun_changed: bool,
+    expect_existing: bool = False,
 ) -> Attempts:
     """Compare the jobs with the journal; start the new attempts the flags ask for.
 
-    Nothing is written when any line is refused.
+    Nothing is written when any line is refused. Opening the journal here also
+    checks it before anything is sent: locked by another run, damaged, or missing
+    while ``expect_existing`` says an earlier run left results.
 
     Args:
         journal_path: The batch's journal (nothing to do when it does not exist).
         jobs: The jobs of the file.
         retry_failed: Start failed and errored jobs again.
         rerun_changed: Start changed jobs anew instead of refusing them.
+        expect_existing: An earlier run's results are beside the journal, so a
+            missing journal was deleted or moved: refuse it instead of starting afresh.
 
     Returns:
         What was refused, retried and re-run.
 
     Raises:
-        KlingError: The journal cannot be opened (locked by another run, corrupt...).
+        JournalLockedError: Another process runs this journal.
+        JournalCorruptError: The journal is damaged, or missing though expected.
+        KlingError: The journal cannot be opened for another reason.
     """
-    if not journal_path.exists():
+    if not journal_path.exists() and not expect_existing:
         return Attempts()
-    journal = Journal(journal_path)
+    journal = Journal(journal_path, expect_existing=expect_existing)
     try:
         refused: list[ChangedJob] = []
         starts: list[tuple[Job, JournalEntry, dict[str, Any] | None]] = []

@@ -10,7 +10,8 @@
 ``status``                ``succeed``, ``failed``, ``error`` or ``not_started``
 ``task_id``               the server's id, once created
 ``external_task_id``      the id the SDK sent with the create (a re-run reuses it)
-``files``                 ``[{"path", "size", "sha256"}]`` of the saved outputs
+``files``                 ``[{"path", "size", "sha256"}]`` of the saved outputs; ``path``
+                          is relative to the folder of ``results.jsonl`` (OUT)
 ``outputs``               the result URLs (signed: treat as private)
 ``units``                 units charged
 ``error_type``            class of the error (``TaskFailedError``, ``NotStartedError``...)
@@ -30,6 +31,7 @@ whose task was created and is still running says so (``error_type``
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -116,7 +118,14 @@ def _error_fields(error: BaseException | None) -> dict[str, Any]:
     }
 
 
-def _from_result(record: dict[str, Any], result: JobResult) -> None:
+def _relative(path: Path, base: Path | None) -> str:
+    """A saved file's path as written in results.jsonl: relative to OUT when known."""
+    if base is None:
+        return str(path)
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(base))
+
+
+def _from_result(record: dict[str, Any], result: JobResult, base: Path | None) -> None:
     record["status"] = result.status
     record["resumed"] = result.resumed
     record["external_task_id"] = result.external_task_id
@@ -130,7 +139,7 @@ def _from_result(record: dict[str, Any], result: JobResult) -> None:
         if task.is_terminal:
             record["finished_at"] = _iso(task.updated_at)
     record["files"] = [
-        {"path": str(f.path), "size": f.size, "sha256": f.sha256} for f in result.files
+        {"path": _relative(f.path, base), "size": f.size, "sha256": f.sha256} for f in result.files
     ]
     if result.status != "succeed":
         record.update(_error_fields(result.error))
@@ -195,13 +204,21 @@ def prompt_of(request: object) -> str | None:
     return None
 
 
-def job_record(job: Job, result: JobResult | None, entry: JournalEntry | None) -> dict[str, Any]:
+def job_record(
+    job: Job,
+    result: JobResult | None,
+    entry: JournalEntry | None,
+    *,
+    base: Path | None = None,
+) -> dict[str, Any]:
     """One line of ``results.jsonl``.
 
     Args:
         job: The job as read from the input.
         result: Its result, when it ended in this run (or was read back).
         entry: Its journal row, when there is a journal.
+        base: The folder of the results file: saved files' paths are written
+            relative to it (``None``: as the batch gave them).
 
     Returns:
         The JSON-ready record (see the module docstring for the fields).
@@ -226,7 +243,7 @@ def job_record(job: Job, result: JobResult | None, entry: JournalEntry | None) -
         "attempt": 1,
     }
     if result is not None:
-        _from_result(record, result)
+        _from_result(record, result, base)
     elif entry is not None:
         _left_early(record, entry)
     else:
@@ -255,6 +272,8 @@ def job_record(job: Job, result: JobResult | None, entry: JournalEntry | None) -
 def read_journal(path: Path | None) -> dict[str, JournalEntry]:
     """Every row of a journal file, by key (empty when there is none or it is unreadable).
 
+    The journal is opened read-only: reading never takes (or waits for) its lock.
+
     Args:
         path: The journal file.
 
@@ -264,7 +283,7 @@ def read_journal(path: Path | None) -> dict[str, JournalEntry]:
     if path is None or not path.exists():
         return {}
     try:
-        journal = Journal(path)
+        journal = Journal(path, read_only=True)
     except (KlingError, OSError, ValueError):
         return {}
     try:
@@ -285,7 +304,11 @@ def write_results(path: Path, jobs: Sequence[Job], outcome: BatchOutcome) -> lis
         The records written.
     """
     entries = read_journal(outcome.journal)
-    records = [job_record(job, outcome.results.get(job.key), entries.get(job.key)) for job in jobs]
+    base = path.parent
+    records = [
+        job_record(job, outcome.results.get(job.key), entries.get(job.key), base=base)
+        for job in jobs
+    ]
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:
         for record in records:

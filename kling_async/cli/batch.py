@@ -9,6 +9,14 @@ journal knows every task id), prints the summary and exits 130; the tasks keep
 running on the server and the same command picks them up. Ctrl-C twice leaves at
 once (the journal stays consistent: a create cut off mid-way is looked up by its
 external id on the next run).
+
+One output folder, one run: the journal is locked for the life of the run, so a
+second ``kling-async batch`` on the same folder exits 2 at once, naming the
+process that holds it. A journal that is empty, truncated or corrupt, or missing
+while the folder holds results of an earlier run, is refused (exit 2) before
+anything is sent: starting afresh would pay for every job again. ``--shard K/N``
+runs the part of the file whose keys hash to K (see :mod:`._shard`), with its own
+journal and results file in the same folder.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import attrs
 from .._config import ClientConfig
 from .._endpoints import Endpoint
 from .._errors import ConfigurationError, KlingError
-from .._journal import JournalMismatchError
+from .._journal import JournalCorruptError, JournalLockedError, JournalMismatchError
 from .._session import KlingSession
 from ..batch import Batch, Event, EventKind, JobResult
 from ._attempts import prepare_attempts
@@ -50,6 +58,7 @@ from ._settings import (
     configuration_message,
     settings_problem,
 )
+from ._shard import Shard, parse_shard
 from ._signals import Interrupts, handle_signals
 from .report import write_run_report
 
@@ -226,6 +235,20 @@ class _Plan:
     config: ClientConfig
     out: Path
     journal: Path
+    results: Path
+    shard: Shard | None = None
+
+    @property
+    def expect_existing(self) -> bool:
+        """Results of an earlier run are here, so the journal must be too."""
+        return self.results.exists()
+
+
+def _select_shard(jobs: list[Job], shard: Shard | None) -> list[Job]:
+    """The jobs this process runs: all, or those whose key hashes to its shard."""
+    if shard is None:
+        return jobs
+    return shard.select(jobs, [job.key for job in jobs])
 
 
 def _plan(args: argparse.Namespace) -> _Plan | int:
@@ -249,6 +272,8 @@ def _plan(args: argparse.Namespace) -> _Plan | int:
     if not jobs:
         error(f"{source} holds no jobs")
         return EXIT_BAD_INPUT
+    shard: Shard | None = args.shard
+    jobs = _select_shard(jobs, shard)
     for job in jobs:
         for note in job.notes:
             sys.stderr.write("warning: " + note.format(source) + "\n")
@@ -263,8 +288,18 @@ def _plan(args: argparse.Namespace) -> _Plan | int:
     except OSError as exc:
         error(f"cannot create {out}: {exc}")
         return EXIT_BAD_INPUT
-    journal = Path(args.journal) if args.journal else out / "journal.sqlite"
-    return _Plan(source=source, jobs=jobs, config=config, out=out, journal=journal)
+    default_journal = shard.journal_name if shard is not None else "journal.sqlite"
+    journal = Path(args.journal) if args.journal else out / default_journal
+    results = out / (shard.results_name if shard is not None else "results.jsonl")
+    return _Plan(
+        source=source,
+        jobs=jobs,
+        config=config,
+        out=out,
+        journal=journal,
+        results=results,
+        shard=shard,
+    )
 
 
 def _start_attempts(args: argparse.Namespace, plan: _Plan) -> int | None:
@@ -275,7 +310,11 @@ def _start_attempts(args: argparse.Namespace, plan: _Plan) -> int | None:
             plan.jobs,
             retry_failed=args.retry_failed,
             rerun_changed=args.rerun_changed,
+            expect_existing=plan.expect_existing,
         )
+    except (JournalLockedError, JournalCorruptError) as exc:
+        error(str(exc))
+        return EXIT_BAD_INPUT
     except KlingError as exc:
         error(f"cannot use the journal {plan.journal}: {exc}")
         return EXIT_BAD_INPUT
@@ -306,13 +345,15 @@ async def run(args: argparse.Namespace, *, handle_interrupts: bool = False) -> i
     plan = _plan(args)
     if isinstance(plan, int):
         return plan
+    if not plan.jobs:
+        return _empty_shard(plan)
     refused = _start_attempts(args, plan)
     if refused is not None:
         return refused
     mode: Mode = args.progress
     reporter = ProgressReporter(
         len(plan.jobs),
-        title="batch",
+        title="batch" if plan.shard is None else f"batch {plan.shard}",
         mode=mode,
         interval=args.progress_interval,
         downloads=not args.no_download,
@@ -343,20 +384,30 @@ async def run(args: argparse.Namespace, *, handle_interrupts: bool = False) -> i
                 sys.stderr.write(f"{plan.source}:{line}: key: {exc}\n")
                 error(f"the journal {plan.journal} was written for other jobs; nothing was sent")
                 return EXIT_BAD_INPUT
-        results = plan.out / "results.jsonl"
+            except (JournalLockedError, JournalCorruptError) as exc:
+                # Another run took the journal (or damaged it) since the check above.
+                error(str(exc))
+                return EXIT_BAD_INPUT
+        results = plan.results
         records = write_results(results, plan.jobs, outcome)
         extra = [("Results", str(results)), ("Journal", str(plan.journal))]
         page = None if args.no_report else write_run_report(plan.out)
         if page is not None:
             extra.append(("Report", str(page)))
-        print_batch_summary(
-            outcome, records, title="kling-async batch", extra=extra, details=results
-        )
+        title = "kling-async batch" if plan.shard is None else f"kling-async batch {plan.shard}"
+        print_batch_summary(outcome, records, title=title, extra=extra, details=results)
     if outcome.settings is not None:
         error(outcome.settings.message)
     if outcome.interrupted or outcome.left_early:
         error("interrupted; run the same command again to resume")
     return exit_status(outcome, records)
+
+
+def _empty_shard(plan: _Plan) -> int:
+    """A shard that owns no line of the file: an empty results file, nothing sent."""
+    plan.results.write_text("", encoding="utf-8")
+    error(f"shard {plan.shard}: no job of {plan.source} falls in this shard; nothing to do")
+    return EXIT_OK
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -395,7 +446,19 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="where outputs, results.jsonl and the journal go",
     )
     parser.add_argument(
-        "--journal", metavar="FILE", help="SQLite journal (default: DIR/journal.sqlite)"
+        "--journal",
+        metavar="FILE",
+        help="SQLite journal (default: DIR/journal.sqlite, or DIR/journal-K-of-N.sqlite "
+        "with --shard)",
+    )
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="K/N",
+        help="run only part K of N: the jobs whose key hashes (sha256 mod N) to K, with "
+        "their own journal and DIR/results-K-of-N.jsonl, so N processes or hosts can share "
+        "one jobs file and one DIR; `kling-async report DIR` merges the parts "
+        "(default: run every job)",
     )
     parser.add_argument(
         "--max-running",
