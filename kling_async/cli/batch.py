@@ -302,6 +302,18 @@ def _plan(args: argparse.Namespace) -> _Plan | int:
     )
 
 
+def _journal_message(plan: _Plan, exc: JournalLockedError | JournalCorruptError) -> str:
+    """One line on a journal that cannot be used, with the way forward."""
+    if isinstance(exc, JournalCorruptError) and not plan.journal.exists():
+        return (
+            f"journal {plan.journal} is missing, but {plan.results} holds the results of an "
+            "earlier run (was the journal deleted or moved?). Nothing was sent. Restore the "
+            f"journal, or move {plan.results.name} aside to start a new batch (every job "
+            "would then be created again)"
+        )
+    return str(exc)
+
+
 def _start_attempts(args: argparse.Namespace, plan: _Plan) -> int | None:
     """Refuse changed lines, or start the attempts --retry-failed / --rerun-changed ask for."""
     try:
@@ -313,7 +325,7 @@ def _start_attempts(args: argparse.Namespace, plan: _Plan) -> int | None:
             expect_existing=plan.expect_existing,
         )
     except (JournalLockedError, JournalCorruptError) as exc:
-        error(str(exc))
+        error(_journal_message(plan, exc))
         return EXIT_BAD_INPUT
     except KlingError as exc:
         error(f"cannot use the journal {plan.journal}: {exc}")
@@ -386,7 +398,7 @@ async def run(args: argparse.Namespace, *, handle_interrupts: bool = False) -> i
                 return EXIT_BAD_INPUT
             except (JournalLockedError, JournalCorruptError) as exc:
                 # Another run took the journal (or damaged it) since the check above.
-                error(str(exc))
+                error(_journal_message(plan, exc))
                 return EXIT_BAD_INPUT
         results = plan.results
         records = write_results(results, plan.jobs, outcome)
