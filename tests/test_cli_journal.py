@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kling_async import cli as _cli
+from kling_async._journal import Journal
 from kling_async.testing import FakeConfig, FakeGateway, run_fake_gateway
 
 
@@ -180,3 +181,26 @@ async def test_a_damaged_or_missing_journal_is_refused_before_any_create(
     assert stats["api_requests"] == 0
     assert stdout == b""
     assert (out / "results.jsonl").read_bytes() == results_before  # the evidence is kept
+
+
+async def test_a_journal_held_in_this_process_is_refused_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch whose journal another Journal object holds exits 2 naming this PID; no create."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 3)
+    out = tmp_path / "out"
+    holder = Journal(out / "journal.sqlite")
+    try:
+        async with run_fake_gateway(FakeConfig(time_scale=0.002)) as fake:
+            connection = ["--base-url", fake.url, "--api-key", fake.config.api_key]
+            connection += ["--endpoint-path", fake.config.endpoint_path]
+            code = await _cli.amain([*batch_args(jobs, out), *connection])
+            stats = fake.stats()
+    finally:
+        holder.close()
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"in use by process {os.getpid()}" in err
+    assert len(err.splitlines()) == 1
+    assert stats["api_requests"] == 0
+    assert not (out / "results.jsonl").exists()

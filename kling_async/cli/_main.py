@@ -20,6 +20,7 @@ from .._errors import (
     ValidationError,
     WaitTimeoutError,
 )
+from .._journal_errors import JournalCorruptError, JournalLockedError
 from . import batch, create, demo, fake_server, get, report
 from ._common import (
     EXIT_BAD_INPUT,
@@ -123,6 +124,9 @@ async def _dispatch(args: argparse.Namespace, *, handle_interrupts: bool) -> int
         if args.command == "batch":
             return await batch.run(args, handle_interrupts=handle_interrupts)
         return await _COMMANDS[args.command](args)
+    except (JournalLockedError, JournalCorruptError) as exc:
+        error(str(exc))  # says which file, what is wrong, and the way forward
+        return EXIT_BAD_INPUT
     except ValidationError as exc:
         for p in exc.problems:
             error(f"{exc.endpoint or 'request'}: {p.path}: {p.message}")
