@@ -396,7 +396,7 @@ class KlingSession(TypedFamilies, QueryMethods):
         seed: int | None = None,
         lookup_patience: float | None = None,
         reconcile_deadline: float = 600.0,
-        max_refusals_per_second: float = 5.0,
+        max_refusals_per_second: float = 10.0,
     ) -> Batch:
         """Open a batch: fan many generations out under the account's limits.
 

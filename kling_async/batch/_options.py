@@ -18,7 +18,7 @@ __all__ = ["DEFAULT_RECONCILE_DEADLINE", "BatchOptions"]
 #: Seconds a create that may have landed is looked up before the job is journaled ``unknown``.
 DEFAULT_RECONCILE_DEADLINE = 600.0
 #: Refused creates (1302/1303) per second past which admissions pause (the circuit breaker).
-DEFAULT_MAX_REFUSALS_PER_SECOND = 5.0
+DEFAULT_MAX_REFUSALS_PER_SECOND = 10.0
 
 
 def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
