@@ -8,13 +8,15 @@ Commands, one module each::
     kling-async get ENDPOINT TASK_ID [--external]    query one task
     kling-async wait ENDPOINT TASK_ID [--external]   poll one task until it ends
     kling-async download ENDPOINT TASK_ID --out DIR  save a task's outputs
+    kling-async report OUT                           write OUT/report.html (merges shards)
     kling-async fake-server [--port N] [...]         run the fake gateway standalone
 
 Shared pieces: ``_common`` (exit codes, messages, help layout, argument types),
 ``_settings`` (connection and poll flags, ``--time-scale``, settings errors in
 words), ``_jobs`` (JSON bodies to checked requests), ``_results`` (results.jsonl
-and the summary), ``_progress`` and ``_eta`` (the live display), ``_signals``
-(Ctrl-C). The demo runs the batch command's :func:`~kling_async.cli.batch.run_batch`;
+and the summary), ``_attempts`` (``--retry-failed``, ``--rerun-changed``),
+``_shard`` (``--shard K/N``), ``_progress`` and ``_eta`` (the live display),
+``_signals`` (Ctrl-C). The demo runs the batch command's :func:`~kling_async.cli.batch.run_batch`;
 nothing in the package imports the demo but the dispatcher.
 
 Configuration comes from ``--api-key``, ``--endpoint-path``, ``--base-url`` and
