@@ -89,6 +89,7 @@ from ._models import (
     WatermarkInfo,
 )
 from ._ratelimit import RateLimiter
+from ._report import write_report
 from ._schedule import ScheduleTuning
 from ._session import Family, KlingSession
 from ._slots import SlotPool
@@ -237,4 +238,5 @@ __all__ = [
     "validate_payload",
     "validate_request",
     "verify_webhook",
+    "write_report",
 ]

@@ -67,7 +67,7 @@ FIRST: dict[str, tuple[str, ...]] = {
 
 # Public functions documented with a group while not (yet) exported at the root.
 EXTRA: dict[str, tuple[str, ...]] = {
-    "batches": ("kling_async._report.write_report",),
+
 }
 
 
