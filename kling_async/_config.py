@@ -1,26 +1,48 @@
 """Configuration: frozen, keyword-only attrs objects and their ``DEFAULT_*`` values.
 
-Environment variables are read in exactly one place, :meth:`ClientConfig.from_env`.
-Vary a policy with :func:`attrs.evolve`.
+Environment variables are read in exactly one place, :meth:`ClientConfig.from_env`
+(through :func:`~kling_async._backends.resolve_backend`, the one rule that picks
+the gateway or Kling's own API). Vary a policy with :func:`attrs.evolve`.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from ._auth import DEFAULT_TOKEN_LIFETIME, DEFAULT_TOKEN_MARGIN, Clock, Credentials, scaled_clock
+from ._backends import (
+    ENV_ACCESS_KEY,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_ENDPOINT_PATH,
+    ENV_SECRET_KEY,
+    ENV_TURBO_BASE_URL,
+    GATEWAY_BASE_URL,
+    GATEWAY_TURBO_BASE_URL,
+    KLING,
+    KLING_HOSTS,
+    Backend,
+    BackendSettings,
+    backend_named,
+    resolve_backend,
+)
 from ._errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_TURBO_BASE_URL",
+    "ENV_ACCESS_KEY",
     "ENV_API_KEY",
     "ENV_BASE_URL",
     "ENV_ENDPOINT_PATH",
+    "ENV_SECRET_KEY",
+    "ENV_TIME_SCALE",
     "ENV_TURBO_BASE_URL",
     "ClientConfig",
     "Limits",
@@ -29,13 +51,25 @@ __all__ = [
     "Timeouts",
 ]
 
-DEFAULT_BASE_URL = "https://genaiapi.cloudsway.net"
-DEFAULT_TURBO_BASE_URL = "https://genaiapi-m2.cloudsway.net"
+#: The gateway's classic and turbo hosts (the defaults of the gateway backend).
+DEFAULT_BASE_URL = GATEWAY_BASE_URL
+DEFAULT_TURBO_BASE_URL = GATEWAY_TURBO_BASE_URL
 
-ENV_API_KEY = "KLING_API_KEY"
-ENV_ENDPOINT_PATH = "KLING_ENDPOINT_PATH"
-ENV_BASE_URL = "KLING_BASE_URL"
-ENV_TURBO_BASE_URL = "KLING_TURBO_BASE_URL"
+#: The variable :meth:`ClientConfig.from_env` reads a clock factor from (see
+#: :meth:`ClientConfig.time_scaled`): for a fake gateway whose clock runs fast.
+ENV_TIME_SCALE = "KLING_TIME_SCALE"
+
+#: Fields handed to :func:`~kling_async._backends.resolve_backend`.
+_BACKEND_FIELDS = (
+    "backend",
+    "api_key",
+    "access_key",
+    "secret_key",
+    "endpoint_path",
+    "base_url",
+    "turbo_base_url",
+    "host",
+)
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -166,26 +200,60 @@ class Limits:
     max_json_depth: int = attrs.field(default=DEFAULT_MAX_JSON_DEPTH, validator=_positive)
 
 
-def _url(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not value.startswith(("http://", "https://")):
-        raise ConfigurationError(
-            f"{attribute.name} must start with http:// or https://, got {value!r}"
-        )
+def _strip_slash(value: str | None) -> str:
+    return (value or "").strip().rstrip("/")
 
 
-def _strip_slash(value: str) -> str:
-    return value.rstrip("/")
+def _backend_name(value: str | Backend | None) -> str | None:
+    return None if value is None else backend_named(value).name
+
+
+def _host_url(host: str) -> str:
+    """The base URL a ``host`` setting names (a name of :data:`KLING_HOSTS` or a URL)."""
+    text = host.strip()
+    return KLING_HOSTS.get(text.lower(), text).rstrip("/")
+
+
+#: Credentials checked before anything else, with the variable that gives each.
+_CREDENTIALS = (
+    ("api_key", ENV_API_KEY),
+    ("access_key", ENV_ACCESS_KEY),
+    ("secret_key", ENV_SECRET_KEY),
+)
 
 
 @attrs.frozen(kw_only=True)
 class ClientConfig:
-    """Everything a session needs to talk to the gateway.
+    """Everything a session needs to reach the gateway or Kling's own API.
+
+    Two backends exist (see :mod:`kling_async._backends`): the reseller gateway
+    (``backend="gateway"``, the default: ``api_key`` and ``endpoint_path``) and
+    Kling's own API (``backend="kling"``: ``access_key`` and ``secret_key``,
+    turned into short-lived tokens, and/or ``api_key``; ``host`` picks the
+    region). Without ``backend`` the settings decide: a key pair or ``host``
+    mean Kling's own API, ``endpoint_path`` the gateway. Settings of both
+    backends at once are a :class:`~kling_async.ConfigurationError`.
+
+    After construction :attr:`backend`, :attr:`base_url` and
+    :attr:`turbo_base_url` hold what was chosen, so :func:`attrs.evolve` keeps
+    the same choice. To move an
+    evolved copy to another ``host``, pass ``base_url=""`` with it when the
+    first one named a host of its own.
 
     Attributes:
-        api_key: The access key (never shown in ``repr``).
-        endpoint_path: Your per-customer path segment (``/v1/ai/{endpoint_path}/kling/``).
-        base_url: Base URL of the classic host.
-        turbo_base_url: Base URL of the turbo host.
+        api_key: The gateway's key, or an API key of Kling's own API (never shown).
+        endpoint_path: The gateway's per-customer path segment
+            (``/v1/ai/{endpoint_path}/kling/``; never shown).
+        access_key: Access key of Kling's own API (never shown).
+        secret_key: Secret key of that access key (never shown).
+        backend: ``"gateway"`` or ``"kling"`` (alias ``"official"``); ``None``
+            (before construction only): implied by the settings.
+        host: Kling's own API: ``"global"`` (the default), ``"global-legacy"``,
+            ``"china"``, or a URL.
+        base_url: Base URL of the classic host (the gateway's; or of Kling's API,
+            instead of ``host``). Empty: the backend's default.
+        turbo_base_url: Base URL of the gateway's turbo host. Empty: the default
+            (and always empty on Kling's own API, which has one host).
         timeouts: HTTP timeouts.
         retry: Retry policy.
         poll: Polling policy of ``wait``.
@@ -199,14 +267,20 @@ class ClientConfig:
             ``None``: no client-side bound (a 1303 still waits and retries).
         slot_ttl: Seconds after which a slot held by a task nobody observed ending
             (a bare ``create`` never waited on) is given back anyway.
+        token_lifetime: Seconds from signing a token to its ``exp`` (key pairs).
+        token_margin: Seconds before ``exp`` at which a token is replaced.
+        token_clock: Unix seconds for token times (default ``time.time``; see
+            :meth:`time_scaled`). Not part of ``repr`` or equality.
     """
 
-    api_key: str = attrs.field(repr=False)
-    endpoint_path: str = attrs.field(repr=False)
-    base_url: str = attrs.field(default=DEFAULT_BASE_URL, converter=_strip_slash, validator=_url)
-    turbo_base_url: str = attrs.field(
-        default=DEFAULT_TURBO_BASE_URL, converter=_strip_slash, validator=_url
-    )
+    api_key: str | None = attrs.field(default=None, repr=False)
+    endpoint_path: str | None = attrs.field(default=None, repr=False)
+    access_key: str | None = attrs.field(default=None, repr=False)
+    secret_key: str | None = attrs.field(default=None, repr=False)
+    backend: str | None = attrs.field(default=None, converter=_backend_name)
+    host: str | None = None
+    base_url: str = attrs.field(default="", converter=_strip_slash)
+    turbo_base_url: str = attrs.field(default="", converter=_strip_slash)
     timeouts: Timeouts = attrs.field(factory=Timeouts)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     poll: PollPolicy = attrs.field(factory=PollPolicy)
@@ -215,6 +289,82 @@ class ClientConfig:
     limits: Limits = attrs.field(factory=Limits)
     max_running: int | None = attrs.field(default=None, validator=_optional_positive)
     slot_ttl: float = attrs.field(default=3600.0, validator=[_positive, _finite])
+    token_lifetime: float = attrs.field(
+        default=DEFAULT_TOKEN_LIFETIME, validator=[_positive, _finite]
+    )
+    token_margin: float = attrs.field(
+        default=DEFAULT_TOKEN_MARGIN, validator=[_non_negative, _finite]
+    )
+    token_clock: Clock | None = attrs.field(default=None, repr=False, eq=False)
+    _settings: BackendSettings = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        for name, var in _CREDENTIALS:
+            value = getattr(self, name)
+            if value is not None and any(ch in value for ch in "\r\n\0"):
+                raise ConfigurationError(
+                    f"{name} holds a line break or NUL (check {var}; the value is not shown)"
+                )
+        given_path = (self.endpoint_path or "").strip()
+        segment = given_path.strip("/")
+        if given_path and (not segment or "/" in segment):
+            raise ConfigurationError(
+                f"endpoint_path must be one non-empty path segment (or set {ENV_ENDPOINT_PATH})"
+            )
+        if self.token_margin >= self.token_lifetime:
+            raise ConfigurationError(
+                f"token_margin must be below token_lifetime ({self.token_lifetime!r}), "
+                f"got {self.token_margin!r}"
+            )
+        settings = self._resolve()
+        object.__setattr__(self, "backend", settings.backend.name)
+        object.__setattr__(self, "base_url", settings.base_url)
+        # Kling's own API has one host: no turbo URL to show (or to pass back to evolve).
+        turbo = settings.turbo_base_url if settings.backend.name != KLING.name else ""
+        object.__setattr__(self, "turbo_base_url", turbo)
+        object.__setattr__(self, "_settings", settings)
+
+    def _resolve(self) -> BackendSettings:
+        """The backend settings; resolved URLs passed back by ``evolve`` are not a conflict."""
+        base, turbo = self.base_url or None, self.turbo_base_url or None
+        if (
+            self.backend == KLING.name
+            and self.host is not None
+            and base in (KLING.base_url, _host_url(self.host))
+        ):
+            base = None  # the default, or the host's own URL: host decides
+        return resolve_backend(
+            None,
+            backend=self.backend,
+            api_key=self.api_key,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            endpoint_path=self.endpoint_path,
+            base_url=base,
+            turbo_base_url=turbo,
+            host=self.host,
+        )
+
+    @property
+    def backend_settings(self) -> BackendSettings:
+        """The chosen backend with its hosts and credentials (never shown)."""
+        return self._settings
+
+    def credentials(self) -> Credentials:
+        """Build the auth strategies of this configuration (once per session).
+
+        Returns:
+            The strategies: a key pair's tokens (on :attr:`token_clock`) and/or
+            an API key.
+
+        Raises:
+            ConfigurationError: A credential cannot travel in a header.
+        """
+        return self._settings.credentials(
+            clock=self.token_clock or time.time,
+            lifetime=self.token_lifetime,
+            margin=self.token_margin,
+        )
 
     def time_scaled(self, factor: float, *, min_deadline: float = 30.0) -> ClientConfig:
         """A copy for a gateway whose clock runs ``1 / factor`` times as fast (fakes, tests).
@@ -225,6 +375,9 @@ class ClientConfig:
         ``retry.reconcile_deadline``) are scaled too, but never below
         ``min_deadline``: they also absorb this machine's own slowness, which does
         not speed up. HTTP timeouts (``timeouts``) are this machine's, not scaled.
+        Token times follow the gateway's clock (:attr:`token_clock` becomes
+        :func:`~kling_async._auth.scaled_clock` of the clock in force), so a key
+        pair's tokens renew on the server's schedule.
 
         Args:
             factor: The gateway's clock factor, e.g. a fake's ``time_scale``
@@ -261,26 +414,26 @@ class ClientConfig:
             reconcile_deadline=deadline(self.retry.reconcile_deadline),
             max_retry_after=self.retry.max_retry_after * factor,
         )
-        return attrs.evolve(self, poll=poll, retry=retry, slot_ttl=self.slot_ttl * factor)
-
-    def __attrs_post_init__(self) -> None:
-        if not self.api_key or not self.api_key.strip():
-            raise ConfigurationError(f"api_key is empty (set it or the {ENV_API_KEY} variable)")
-        if any(ch in self.api_key for ch in "\r\n\0"):
-            raise ConfigurationError(
-                f"api_key holds a line break or NUL (check {ENV_API_KEY}; the value is not shown)"
-            )
-        if not self.endpoint_path or "/" in self.endpoint_path.strip("/"):
-            raise ConfigurationError(
-                f"endpoint_path must be one non-empty path segment (or set {ENV_ENDPOINT_PATH})"
-            )
+        return attrs.evolve(
+            self,
+            poll=poll,
+            retry=retry,
+            slot_ttl=self.slot_ttl * factor,
+            token_clock=scaled_clock(factor, base=self.token_clock or time.time),
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
         """Build a configuration from ``KLING_*`` environment variables.
 
-        Reads ``KLING_API_KEY``, ``KLING_ENDPOINT_PATH``, ``KLING_BASE_URL`` and
-        ``KLING_TURBO_BASE_URL``; keyword arguments win over the environment.
+        The backend and its settings come from one call to
+        :func:`~kling_async._backends.resolve_backend`: ``KLING_ACCESS_KEY`` and
+        ``KLING_SECRET_KEY`` (without ``KLING_ENDPOINT_PATH``) pick Kling's own
+        API, ``KLING_ENDPOINT_PATH`` the gateway; ``KLING_API_KEY`` and
+        ``KLING_BASE_URL`` serve either, ``KLING_TURBO_BASE_URL`` the gateway.
+        ``KLING_TIME_SCALE`` (a fake gateway's clock factor, e.g. ``0.001``)
+        applies :meth:`time_scaled`. Keyword arguments win over the environment;
+        ``None`` values are ignored.
 
         Args:
             environ: Where to read from (default ``os.environ``).
@@ -290,20 +443,32 @@ class ClientConfig:
             The configuration.
 
         Raises:
-            ConfigurationError: The key or endpoint path is missing, or a URL is bad.
+            ConfigurationError: A required setting is missing, settings of both
+                backends are mixed, or a value is bad (messages name the setting
+                and its variable, never a value of a credential).
         """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for field, var in (
-            ("api_key", ENV_API_KEY),
-            ("endpoint_path", ENV_ENDPOINT_PATH),
-            ("base_url", ENV_BASE_URL),
-            ("turbo_base_url", ENV_TURBO_BASE_URL),
-        ):
-            if env.get(var):
-                values[field] = env[var]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        for required, var in (("api_key", ENV_API_KEY), ("endpoint_path", ENV_ENDPOINT_PATH)):
-            if not values.get(required):
-                raise ConfigurationError(f"{required} is not set: pass it or set {var}")
-        return cls(**values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        wiring = {k: given.pop(k) for k in _BACKEND_FIELDS if k in given}
+        settings = resolve_backend(env, **wiring)
+        config = cls(
+            backend=settings.backend.name,
+            api_key=settings.api_key,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key,
+            endpoint_path=settings.endpoint_path,
+            host=wiring.get("host"),
+            base_url=settings.base_url,
+            turbo_base_url=settings.turbo_base_url if settings.backend.name != KLING.name else "",
+            **given,
+        )
+        raw = env.get(ENV_TIME_SCALE, "").strip()
+        if not raw:
+            return config
+        try:
+            factor = float(raw)
+        except ValueError:
+            factor = math.nan
+        if not (math.isfinite(factor) and factor > 0):
+            raise ConfigurationError(f"{ENV_TIME_SCALE} must be a positive number, got {raw!r}")
+        return config.time_scaled(factor)

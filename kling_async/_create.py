@@ -347,6 +347,8 @@ async def create_task(
     deadline: float,
     sent_before: bool = False,
     on_send: Callable[[], None] | None = None,
+    label: str | None = None,
+    api_key_only: bool = False,
 ) -> Task:
     """Send a prepared create until it is created, refused, or provably unclear.
 
@@ -363,6 +365,8 @@ async def create_task(
         sent_before: Whether an earlier call may already have sent this create (a
             resumed handle): a 1201 then means the task exists.
         on_send: Called just before each create request leaves.
+        label: The route's path for logs and errors (default: the gateway's path).
+        api_key_only: Whether the route refuses tokens (Kling's newer routes).
 
     Returns:
         The created (or found) task.
@@ -375,10 +379,11 @@ async def create_task(
     call = Call(
         method="POST",
         url=url,
-        label=prepared.endpoint.path,
+        label=label if label is not None else prepared.endpoint.path,
         body=prepared.body,
         kind="create",
         phase="create",
+        api_key_only=api_key_only,
     )
     state = _CreateRun(
         sender,

@@ -1,4 +1,4 @@
-"""The session's read methods: queries, batch queries, polling, identify-face.
+"""The session's read methods: queries, batch queries, list queries, polling, identify-face.
 
 :class:`QueryMethods` is the half of :class:`~kling_async.KlingSession` that creates
 nothing and pays nothing; the session inherits it. Each method checks that the
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ._backends import Backend
 from ._config import ClientConfig, PollPolicy
 from ._endpoints import Endpoint, endpoint_for
 from ._models import IdentifyFaceRequest
 from ._ratelimit import RateLimiter
-from ._reads import Reader
+from ._reads import Reader, identify_face
 from ._send import Sender
 from ._task import FaceSession, Task
 
@@ -26,6 +27,11 @@ class QueryMethods:
     config: ClientConfig
     _sender: Sender
     _reader: Reader
+
+    @property
+    def backend(self) -> Backend:
+        """The API this session speaks: its routes, ids per query, list query."""
+        return self._reader.backend
 
     async def get(
         self,
@@ -59,7 +65,18 @@ class QueryMethods:
             TransportError: The network kept failing.
         """
         self._sender.check_open()
-        return await self._reader.get(endpoint, task_id, external_task_id, limiter)
+        reader = self._reader
+        if isinstance(endpoint, Task):
+            if task_id is not None or external_task_id is not None:
+                raise ValueError("get(task) takes no other id")
+            return await reader.refresh(endpoint, limiter)
+        if isinstance(endpoint, str) and task_id is None and external_task_id is None:
+            endpoint, task_id = None, endpoint  # a bare task id
+        if (task_id is None) == (external_task_id is None):
+            raise ValueError("pass exactly one of task_id and external_task_id")
+        if endpoint is None:
+            return await reader.find(task_id, external_task_id, limiter)
+        return await reader.get_on(endpoint_for(endpoint), task_id, external_task_id, limiter)
 
     async def get_many(
         self,
@@ -69,7 +86,11 @@ class QueryMethods:
         endpoint: str | Endpoint = "turbo-text2video",
         limiter: RateLimiter | None = None,
     ) -> list[Task]:
-        """Query many turbo tasks in one request (``GET tasks``).
+        """Query many turbo tasks at once (``GET tasks``).
+
+        The backend's cap on ids per request (100 on the gateway, 20 on Kling's
+        own API) is applied here, and on Kling's own API task ids and external
+        ids go in separate requests: a long list costs several requests.
 
         Args:
             task_ids: Server task ids.
@@ -78,11 +99,13 @@ class QueryMethods:
             limiter: A request-rate limiter to share with other calls.
 
         Returns:
-            The tasks the server knows; unknown ids are simply absent.
+            The tasks the server knows, each once; unknown ids are simply absent.
 
         Raises:
             ValueError: No id given, or ``endpoint`` is not a turbo family.
-            APIError: The gateway refused the request.
+            ConfigurationError: On Kling's own API with a key pair alone (the
+                query takes an API key only).
+            APIError: The server refused the request.
             TransportError: The network kept failing, or the answer was hostile.
         """
         self._sender.check_open()
@@ -93,6 +116,43 @@ class QueryMethods:
             raise ValueError("pass at least one task id or external task id")
         return await self._reader.get_many(
             ep, task_ids=task_ids, external_task_ids=external_task_ids, limiter=limiter
+        )
+
+    async def list_tasks(
+        self,
+        endpoint: str | Endpoint,
+        *,
+        page: int = 1,
+        page_size: int = 500,
+        limiter: RateLimiter | None = None,
+    ) -> list[Task]:
+        """List a family's recent tasks of the account, newest first (Kling's own API).
+
+        One request reports up to ``page_size`` tasks (``GET /v1/<path>?pageNum=
+        &pageSize=``): the cheapest way to watch many classic tasks. The list
+        holds every task of the account in that family, other programs' too,
+        and a task may appear only after a short lag.
+
+        Args:
+            endpoint: A classic family (name, alias, path or :class:`Endpoint`).
+            page: Page number, 1 to 1000.
+            page_size: Tasks per page, 1 to 500.
+            limiter: A request-rate limiter to share with other calls.
+
+        Returns:
+            The tasks of that page (an empty list past the last one).
+
+        Raises:
+            ConfigurationError: The session's backend has no list query (the
+                gateway).
+            ValueError: The family has no list query (turbo families,
+                identify-face), or ``page``/``page_size`` is out of range.
+            APIError: The server refused the request.
+            TransportError: The network kept failing, or the answer was hostile.
+        """
+        self._sender.check_open()
+        return await self._reader.list_tasks(
+            endpoint_for(endpoint), page=page, page_size=page_size, limiter=limiter
         )
 
     async def refresh(self, task: Task, *, limiter: RateLimiter | None = None) -> Task:
@@ -167,4 +227,4 @@ class QueryMethods:
             APIError: The gateway refused the request.
         """
         self._sender.check_open()
-        return await self._reader.identify_face(request, validate=self.config.validate)
+        return await identify_face(self._reader, request, validate=self.config.validate)

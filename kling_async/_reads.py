@@ -1,4 +1,10 @@
-"""Reading tasks: URLs, queries by id or external id, batch queries, polling.
+"""Reading tasks: URLs, queries by id or external id, batch queries, list queries, polling.
+
+Where each request goes is read from the session's
+:class:`~kling_async._backends.Backend`: a family's path and host, whether it is
+queried by path or through the multi-task query, whether that query may mix id
+kinds and how many ids it takes, and whether a family's tasks can be listed. The
+reader has no branch per backend.
 
 Every task object that arrives goes through :meth:`Reader.parse`: a shape the
 converter cannot read becomes a :class:`ResponseDecodeError` on that one request;
@@ -17,20 +23,15 @@ from urllib.parse import quote, urlencode
 import anyio
 import attrs
 
+from ._backends import Backend, FamilyRoute, QueryBy
 from ._backoff import poll_delays
 from ._classify import Verdict, classify
 from ._config import PollPolicy
 from ._converter import parse_face_session, parse_task, to_payload
-from ._endpoints import (
-    ENDPOINTS,
-    TURBO_TASKS_PATH,
-    Endpoint,
-    Host,
-    endpoint_for,
-    endpoint_for_request,
-)
+from ._endpoints import Endpoint, Host, endpoint_for, endpoint_for_request
 from ._envelope import Answer
 from ._errors import (
+    ConfigurationError,
     NotFoundError,
     ResponseDecodeError,
     TaskFailedError,
@@ -44,7 +45,7 @@ from ._slots import SlotPool
 from ._task import FaceSession, Task
 from ._validation import validate_payload
 
-__all__ = ["Reader"]
+__all__ = ["Reader", "id_queries", "identify_face", "list_query"]
 
 #: How many ids the reader remembers the family of.
 _KNOWN_IDS = 10_000
@@ -55,31 +56,62 @@ class Reader:
 
     Args:
         sender: The send chain.
-        roots: Base of every URL per host (``…/v1/ai/{endpoint_path}/kling/``).
+        backend: The API's route table.
+        roots: Base of every URL per host (``…/v1/ai/{endpoint_path}/kling/`` on
+            the gateway, ``https://host/`` on Kling's own API).
         slots: The session's slot pool.
     """
 
-    def __init__(self, sender: Sender, roots: Mapping[Host, str], slots: SlotPool) -> None:
+    def __init__(
+        self, sender: Sender, backend: Backend, roots: Mapping[Host, str], slots: SlotPool
+    ) -> None:
         self.sender = sender
+        self.backend = backend
         self.roots = dict(roots)
         self.slots = slots
         self._known: dict[str, str] = {}
 
     def __repr__(self) -> str:
-        return f"Reader({len(self._known)} known ids)"
+        return f"Reader({self.backend.name}, {len(self._known)} known ids)"
 
-    def url(self, endpoint: Endpoint, *parts: str) -> str:
-        """The URL of an endpoint, with escaped path parts appended.
+    def route(self, endpoint: Endpoint) -> FamilyRoute:
+        """The family's row on this backend.
 
         Args:
-            endpoint: The endpoint.
+            endpoint: The family.
+
+        Returns:
+            Its path, host and how it is queried.
+        """
+        return self.backend.route(endpoint)
+
+    def url(self, endpoint: Endpoint, *parts: str) -> str:
+        """The URL of a family's route, with escaped path parts appended.
+
+        Args:
+            endpoint: The family.
             *parts: Path segments after its path (an id).
 
         Returns:
             The absolute URL (holds the endpoint path: never log it).
         """
+        route = self.route(endpoint)
         tail = "/".join(quote(p, safe="") for p in parts)
-        return self.roots[endpoint.host] + endpoint.path + (f"/{tail}" if tail else "")
+        return self.roots[route.host] + route.path + (f"/{tail}" if tail else "")
+
+    def check_auth(self, endpoint: Endpoint) -> None:
+        """Refuse now a family whose route the configured credentials cannot use.
+
+        Args:
+            endpoint: The family.
+
+        Raises:
+            ConfigurationError: Its route takes an API key only and none is set.
+        """
+        route = self.route(endpoint)
+        self.sender.auth_for(
+            api_key_only=route.api_key_only, what=f"{endpoint.name} ({route.path})"
+        )
 
     def remember(self, task: Task) -> None:
         """Note a task's family under its ids (bounded, oldest forgotten first).
@@ -109,10 +141,11 @@ class Reader:
             ResponseDecodeError: The object is not a task of the documented shape.
         """
         failure: ResponseDecodeError | None = None
+        label = self.route(endpoint).path
         if not isinstance(data, Mapping):
             failure = ResponseDecodeError(
                 f"answer has no task object (data is a {type(data).__name__})",
-                path=endpoint.path,
+                path=label,
                 http_status=200,
             )
         else:
@@ -121,13 +154,13 @@ class Reader:
             except Exception as exc:  # the converter met types the seeds do not document
                 failure = ResponseDecodeError(
                     f"task object has the wrong shape ({type(exc).__name__})",
-                    path=endpoint.path,
+                    path=label,
                     http_status=200,
                 )
             else:
                 if not task.id:
                     failure = ResponseDecodeError(
-                        "task object has no task id", path=endpoint.path, http_status=200
+                        "task object has no task id", path=label, http_status=200
                     )
         if failure is not None:
             raise failure
@@ -165,41 +198,6 @@ class Reader:
             self.remember(task)
         return task
 
-    async def get(
-        self,
-        target: str | Endpoint | Task | None,
-        task_id: str | None,
-        external_task_id: str | None,
-        limiter: RateLimiter | None,
-    ) -> Task:
-        """Resolve the forms of ``session.get`` and query the task.
-
-        Args:
-            target: A family followed by an id, a :class:`Task`, a bare task id, or
-                ``None`` (then ``external_task_id`` alone).
-            task_id: The task id after a family.
-            external_task_id: The external id.
-            limiter: A caller's request-rate limiter.
-
-        Returns:
-            The task.
-
-        Raises:
-            ValueError: Neither or both kinds of id.
-            NotFoundError: No such task.
-        """
-        if isinstance(target, Task):
-            if task_id is not None or external_task_id is not None:
-                raise ValueError("get(task) takes no other id")
-            return await self.refresh(target, limiter)
-        if isinstance(target, str) and task_id is None and external_task_id is None:
-            target, task_id = None, target  # a bare task id
-        if (task_id is None) == (external_task_id is None):
-            raise ValueError("pass exactly one of task_id and external_task_id")
-        if target is None:
-            return await self.find(task_id, external_task_id, limiter)
-        return await self.get_on(endpoint_for(target), task_id, external_task_id, limiter)
-
     async def get_on(
         self,
         ep: Endpoint,
@@ -224,7 +222,8 @@ class Reader:
         """
         if (task_id is None) == (external_task_id is None):
             raise ValueError("pass exactly one of task_id and external_task_id")
-        if ep.is_turbo:
+        route = self.route(ep)
+        if route.query_by is QueryBy.TASKS:
             tasks = await self.get_many(
                 ep,
                 task_ids=[task_id] if task_id else (),
@@ -233,7 +232,7 @@ class Reader:
             )
             if not tasks:
                 raise NotFoundError(
-                    "task not found", http_status=200, code=1203, path=TURBO_TASKS_PATH
+                    "task not found", http_status=200, code=1203, path=self.backend.tasks_path
                 )
             task = tasks[0]
         else:
@@ -241,9 +240,10 @@ class Reader:
             call = Call(
                 method="GET",
                 url=self.url(ep, ident),
-                label=f"{ep.path}/{{id}}",
+                label=f"{route.path}/{{id}}",
                 kind="query",
                 phase="read",
+                api_key_only=route.api_key_only,
             )
             task = self.task_from(ep, await self.sender.read(call, limiter=limiter), None)
         if task.external_id is None and external_task_id is not None:
@@ -255,6 +255,9 @@ class Reader:
         self, task_id: str | None, external_task_id: str | None, limiter: RateLimiter | None
     ) -> Task:
         """Query a task whose family is not given: the remembered one, else each in turn.
+
+        Families whose route the configured credentials cannot use (Kling's
+        API-key-only routes with a key pair alone) are skipped.
 
         Args:
             task_id: The task id, or ``None``.
@@ -270,11 +273,13 @@ class Reader:
         ident = task_id or external_task_id or ""
         known = self._known.get(ident)
         order = [endpoint_for(known)] if known else []
-        turbo_seen = any(ep.is_turbo for ep in order)
-        for ep in ENDPOINTS:
-            if ep.is_task and ep not in order and not (ep.is_turbo and turbo_seen):
+        by_tasks = any(self.route(ep).query_by is QueryBy.TASKS for ep in order)
+        for route in self.backend.routes:
+            ep, many = route.endpoint, route.query_by is QueryBy.TASKS
+            if ep.is_task and ep not in order and not (many and by_tasks):
                 order.append(ep)
-                turbo_seen = turbo_seen or ep.is_turbo  # one batch query covers both
+                by_tasks = by_tasks or many  # one multi-task query covers them all
+        order = [ep for ep in order if self._usable(ep)]
         hints: set[str] = set()
         for ep in order:
             error: NotFoundError | None = None
@@ -292,6 +297,20 @@ class Reader:
             hint=hints.pop() if len(hints) == 1 else "",  # every family said the same
         )
 
+    def _usable(self, ep: Endpoint) -> bool:
+        """Whether the configured credentials can query this family's tasks."""
+        route = self.route(ep)
+        only = (
+            self.backend.tasks_api_key_only
+            if route.query_by is QueryBy.TASKS
+            else route.api_key_only
+        )
+        try:
+            self.sender.auth_for(api_key_only=only, what=ep.name)
+        except ConfigurationError:
+            return False
+        return True
+
     async def get_many(
         self,
         ep: Endpoint,
@@ -300,31 +319,72 @@ class Reader:
         external_task_ids: Sequence[str],
         limiter: RateLimiter | None,
     ) -> list[Task]:
-        """One turbo batch query.
+        """The backend's multi-task query (``GET tasks``), as many requests as it needs.
+
+        The ids are split into requests of at most the backend's
+        ``max_ids_per_query``, and by kind where the backend takes one kind per
+        request (Kling's own API).
 
         Args:
-            ep: The turbo family to label the tasks with.
+            ep: The family to label the tasks with.
             task_ids: Task ids.
             external_task_ids: External ids.
             limiter: A caller's request-rate limiter.
 
         Returns:
-            The tasks the gateway knows.
+            The tasks the server knows, each once, in answer order.
         """
-        query = urlencode(
-            {"task_ids": ",".join(task_ids), "external_task_ids": ",".join(external_task_ids)}
-        )
-        call = Call(
-            method="GET",
-            url=f"{self.roots[Host.TURBO]}{TURBO_TASKS_PATH}?{query}",
-            label=TURBO_TASKS_PATH,
-            kind="batch_query",
-            phase="read",
-        )
-        answer = await self.sender.read(call, limiter=limiter)
+        backend = self.backend
+        found: dict[str, Task] = {}
+        for params in id_queries(backend, task_ids, external_task_ids):
+            call = Call(
+                method="GET",
+                url=f"{self.roots[Host.TURBO]}{backend.tasks_path}?{urlencode(params)}",
+                label=backend.tasks_path,
+                kind="batch_query",
+                phase="read",
+                api_key_only=backend.tasks_api_key_only,
+            )
+            answer = await self.sender.read(call, limiter=limiter)
+            for task in self._items(ep, answer):
+                found.setdefault(task.id, task)
+        return list(found.values())
+
+    def _items(self, ep: Endpoint, answer: Answer) -> list[Task]:
+        """The tasks of a list answer (a lone object counts as a list of one)."""
         data = answer.data
         items = data if isinstance(data, list) else [data] if isinstance(data, Mapping) else []
         return [self.parse(ep, item, answer.request_id) for item in items]
+
+    async def list_tasks(
+        self, ep: Endpoint, *, page: int, page_size: int, limiter: RateLimiter | None
+    ) -> list[Task]:
+        """One page of a family's recent tasks, newest first (Kling's list query).
+
+        Args:
+            ep: The family.
+            page: Page number, from 1.
+            page_size: Tasks per page.
+            limiter: A caller's request-rate limiter.
+
+        Returns:
+            The tasks of that page (fewer than ``page_size`` on the last one).
+
+        Raises:
+            ConfigurationError: The backend has no list query.
+            ValueError: The family has none there, or a number is out of range.
+        """
+        route = self.route(ep)
+        query = list_query(self.backend, route, page=page, page_size=page_size)
+        call = Call(
+            method="GET",
+            url=f"{self.roots[route.host]}{route.list_path}?{query}",
+            label=route.list_path or "",
+            kind="list_query",
+            phase="read",
+            api_key_only=route.api_key_only,
+        )
+        return self._items(ep, await self.sender.read(call, limiter=limiter))
 
     async def refresh(self, task: Task, limiter: RateLimiter | None) -> Task:
         """Query a task again by its id (or its external id when it has none yet).
@@ -382,41 +442,110 @@ class Reader:
             raise TaskFailedError(task)
         return task
 
-    async def identify_face(self, request: IdentifyFaceRequest, *, validate: bool) -> FaceSession:
-        """Identify-face: validated, sent and retried like a read (it costs nothing).
 
-        Args:
-            request: ``video_id`` or ``video_url``.
-            validate: Check documented limits first.
+def id_queries(
+    backend: Backend, task_ids: Sequence[str], external_task_ids: Sequence[str]
+) -> list[dict[str, str]]:
+    """The query strings of a backend's multi-task query for these ids.
 
-        Returns:
-            The session id and faces.
+    At most ``backend.max_ids_per_query`` ids each; one id kind each where the
+    backend does not mix them (Kling's own API); where it does (the gateway) both
+    parameters are always present, as the gateway has always been asked.
 
-        Raises:
-            ValidationError: Neither or both of ``video_id`` and ``video_url``.
-            ResponseDecodeError: The answer has no face data of the documented shape.
-        """
-        endpoint = endpoint_for_request(request)
-        payload = to_payload(request)
-        problems = validate_payload(endpoint, payload) if validate else []
-        if problems:
-            raise ValidationError(problems, endpoint=endpoint.name)
-        call = Call(
-            method="POST",
-            url=self.url(endpoint),
-            label=endpoint.path,
-            body=json.dumps(payload, separators=(",", ":"), allow_nan=False).encode(),
-            kind="create",
-            phase="read",
+    Args:
+        backend: The API.
+        task_ids: Task ids.
+        external_task_ids: External ids.
+
+    Returns:
+        One parameter mapping per request (none without ids).
+    """
+    cap = backend.max_ids_per_query
+    kinds = {"task_ids": list(task_ids), "external_task_ids": list(external_task_ids)}
+    if backend.mixed_id_query:
+        pairs = [(kind, ident) for kind, ids in kinds.items() for ident in ids]
+        return [
+            {kind: ",".join(i for k, i in pairs[at : at + cap] if k == kind) for kind in kinds}
+            for at in range(0, len(pairs), cap)
+        ]
+    return [
+        {kind: ",".join(ids[at : at + cap])}
+        for kind, ids in kinds.items()
+        for at in range(0, len(ids), cap)
+    ]
+
+
+def list_query(backend: Backend, route: FamilyRoute, *, page: int, page_size: int) -> str:
+    """The query string of a family's list query, checked against the backend's bounds.
+
+    Args:
+        backend: The API.
+        route: The family's row.
+        page: Page number, from 1.
+        page_size: Tasks per page.
+
+    Returns:
+        ``pageNum=..&pageSize=..``.
+
+    Raises:
+        ConfigurationError: The backend has no list query.
+        ValueError: The family has none there, or a number is out of range.
+    """
+    if backend.list_page_size is None:
+        raise ConfigurationError(
+            f"{backend.title} has no list query: use get() or get_many() "
+            "(Kling's own API has one: backend='kling')"
         )
-        answer = await self.sender.read(call)
-        failure = ResponseDecodeError("identify-face answer has no data", path=endpoint.path)
-        if isinstance(answer.data, Mapping):
-            try:
-                return parse_face_session(answer.data)
-            except Exception as exc:  # wrong types inside the answer
-                failure = ResponseDecodeError(
-                    f"identify-face answer has the wrong shape ({type(exc).__name__})",
-                    path=endpoint.path,
-                )
-        raise failure
+    name = route.endpoint.name
+    if route.list_path is None:
+        raise ValueError(f"{name} has no list query on {backend.title}")
+    if not 1 <= page <= backend.max_list_page:
+        raise ValueError(f"page must be from 1 to {backend.max_list_page}, got {page!r}")
+    if not 1 <= page_size <= backend.list_page_size:
+        raise ValueError(f"page_size must be from 1 to {backend.list_page_size}, got {page_size!r}")
+    return urlencode({"pageNum": page, "pageSize": page_size})
+
+
+async def identify_face(
+    reader: Reader, request: IdentifyFaceRequest, *, validate: bool
+) -> FaceSession:
+    """Identify-face: validated, sent and retried like a read (it costs nothing).
+
+    Args:
+        reader: The session's reader.
+        request: ``video_id`` or ``video_url``.
+        validate: Check documented limits first.
+
+    Returns:
+        The session id and faces.
+
+    Raises:
+        ValidationError: Neither or both of ``video_id`` and ``video_url``.
+        ResponseDecodeError: The answer has no face data of the documented shape.
+    """
+    endpoint = endpoint_for_request(request)
+    route = reader.route(endpoint)
+    payload = to_payload(request)
+    problems = validate_payload(endpoint, payload) if validate else []
+    if problems:
+        raise ValidationError(problems, endpoint=endpoint.name)
+    call = Call(
+        method="POST",
+        url=reader.url(endpoint),
+        label=route.path,
+        body=json.dumps(payload, separators=(",", ":"), allow_nan=False).encode(),
+        kind="create",
+        phase="read",
+        api_key_only=route.api_key_only,
+    )
+    answer = await reader.sender.read(call)
+    failure = ResponseDecodeError("identify-face answer has no data", path=route.path)
+    if isinstance(answer.data, Mapping):
+        try:
+            return parse_face_session(answer.data)
+        except Exception as exc:  # wrong types inside the answer
+            failure = ResponseDecodeError(
+                f"identify-face answer has the wrong shape ({type(exc).__name__})",
+                path=route.path,
+            )
+    raise failure

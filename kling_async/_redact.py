@@ -3,7 +3,8 @@
 A gateway's ``message``, ``request_id`` or a task's status text is foreign text: a
 misbehaving or hostile gateway may echo the request back, including the API key,
 the endpoint path segment or a whole base64 image. :class:`Redactor` removes those
-(the configured secrets by value; an echoed ``Authorization`` value whatever its
+(the configured secrets by value; a JSON Web Token anywhere, whatever signed it,
+since a renewed token is in no list; an echoed ``Authorization`` value whatever its
 token; base64-looking runs by shape, shown as length and hash only), drops control
 characters and bounds the length.
 """
@@ -14,6 +15,8 @@ import hashlib
 import re
 from collections.abc import Iterable
 
+from ._auth import JWT_PATTERN
+
 __all__ = ["MAX_FOREIGN_TEXT", "Redactor", "describe_base64"]
 
 #: Longest piece of foreign text kept, characters.
@@ -23,9 +26,7 @@ MAX_FOREIGN_TEXT = 300
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{64,}={0,2}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: An echoed ``Authorization`` value (whatever the token), or a header line holding one.
-_CREDENTIALS = re.compile(
-    r"(?i)\b(?:authorization\s*[:=]\s*)?(?:bearer|basic|token|digest)\s+\S+"
-)
+_CREDENTIALS = re.compile(r"(?i)\b(?:authorization\s*[:=]\s*)?(?:bearer|basic|token|digest)\s+\S+")
 
 
 def describe_base64(value: str) -> str:
@@ -45,8 +46,9 @@ class Redactor:
     """Removes configured secrets and payloads from foreign text.
 
     Args:
-        secrets: Values that must never appear (API key, endpoint path segment...).
-            Empty values are ignored.
+        secrets: Values that must never appear (API key, access and secret keys,
+            endpoint path segment...). Empty values are ignored. Tokens need no
+            entry: every JSON Web Token is removed by its shape.
     """
 
     def __init__(self, secrets: Iterable[str]) -> None:
@@ -64,7 +66,7 @@ class Redactor:
             limit: Longest result, characters (longer text is cut with ``...``).
 
         Returns:
-            The text without secrets, base64 runs or control characters.
+            The text without secrets, tokens, base64 runs or control characters.
         """
         if text is None:
             return ""
@@ -74,6 +76,7 @@ class Redactor:
         for secret in self._secrets:
             if secret in out:
                 out = out.replace(secret, "***")
+        out = JWT_PATTERN.sub("<token>", out)
         out = _CREDENTIALS.sub("<credentials>", out)
         out = _BASE64_RUN.sub(lambda m: describe_base64(m.group(0)), out)
         out = _CONTROL.sub(" ", out)

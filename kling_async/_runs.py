@@ -101,7 +101,14 @@ class PaidCalls:
 
         Returns:
             The task as created.
+
+        Raises:
+            ConfigurationError: The family's route takes an API key only and
+                none is set (checked before a slot is taken; nothing is sent).
         """
+        endpoint = prepared.endpoint
+        self.reader.check_auth(endpoint)
+        route = self.reader.route(endpoint)
         lease = await self.take_slot(prepared, deadline) if hold_slot else None
         sent = [handle is not None and handle.create_sent]
 
@@ -110,7 +117,6 @@ class PaidCalls:
             if handle is not None:
                 handle.create_sent = True
 
-        endpoint = prepared.endpoint
         try:
             task = await create_task(
                 self.sender,
@@ -124,6 +130,8 @@ class PaidCalls:
                 deadline=deadline,
                 sent_before=sent[0],
                 on_send=on_send,
+                label=route.path,
+                api_key_only=route.api_key_only,
             )
         except BaseException as exc:
             if lease is not None:

@@ -2,17 +2,26 @@
 
 :meth:`Sender.send` makes one attempt::
 
-    closed check → rate limit → count → authorize (headers) → exchange (the seam,
-    foreign exceptions translated) → decode (caps, strict JSON, envelope, error
-    mapping) → log
+    closed check → pick credentials → rate limit → count → authorize (headers) →
+    exchange (the seam, foreign exceptions translated) → decode (caps, strict
+    JSON, envelope, error mapping) → log
 
-and :meth:`Sender.read` wraps it in the retry loop of a request that creates
+Credentials are picked per route from the session's
+:class:`~kling_async._auth.Credentials`: a key pair's token where the route takes
+tokens, the API key where it takes keys only. When a 401 makes the strategy renew
+its credentials (:meth:`~kling_async._auth.AuthStrategy.on_unauthorized`: an
+expired or refused token), the same request is sent exactly once more, within the
+same attempt: a request refused as unauthorized did nothing, so even a create is
+safe to send again.
+
+:meth:`Sender.read` wraps it in the retry loop of a request that creates
 nothing (a query, a lookup, identify-face). Creates have their own loop
 (:mod:`kling_async._create`) because their failures may have cost money. Both ask
 :func:`~kling_async._classify.classify` what a failure means.
 
 Nothing here logs a URL, a header or a body: a request is shown by its method and
-its label (the path under ``/kling/``), a gateway's text only after scrubbing.
+its label (the route's path, no host or endpoint path), a gateway's text only
+after scrubbing.
 """
 
 from __future__ import annotations
@@ -24,11 +33,20 @@ from collections.abc import Mapping
 import anyio
 import attrs
 
+from ._auth import AuthStrategy, Credentials, JwtAuth
+from ._backends import ENV_ACCESS_KEY, ENV_SECRET_KEY
 from ._backoff import backoff_delay, pause_seconds
 from ._classify import Phase, Verdict, classify
 from ._config import ClientConfig, RetryPolicy
 from ._envelope import Answer, decode_answer
-from ._errors import KlingError, RateLimitedError, SessionClosedError, TransportError
+from ._errors import (
+    AuthenticationError,
+    KlingError,
+    RateLimitedError,
+    SessionClosedError,
+    TransportError,
+    make_api_error,
+)
 from ._ratelimit import RateLimiter
 from ._redact import Redactor
 from ._transport import HTTPRequest, HTTPResponse, Transport
@@ -39,6 +57,11 @@ logger = logging.getLogger("kling_async")
 
 #: Failures of a read that are worth another attempt.
 _READ_RETRY = (Verdict.RETRY, Verdict.RATE_LIMITED, Verdict.NO_SLOT)
+#: What a refused token tells the user to check (never a value).
+PAIR_HINT = (
+    f"Check the access/secret key pair ({ENV_ACCESS_KEY} / access_key, {ENV_SECRET_KEY} / "
+    "secret_key) and this machine's clock; their values are never shown"
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -48,10 +71,12 @@ class Call:
     Attributes:
         method: ``GET`` or ``POST``.
         url: Absolute URL (holds the endpoint path: never shown).
-        label: The path under ``/kling/`` with ids replaced (``videos/text2video/{id}``).
+        label: The route's path with ids replaced (``videos/text2video/{id}`` on the
+            gateway, ``v1/videos/text2video/{id}`` on Kling's own API).
         body: JSON bytes, or ``None``.
-        kind: Counter to bump: ``create``, ``query`` or ``batch_query``.
+        kind: Counter to bump: ``create``, ``query``, ``batch_query`` or ``list_query``.
         phase: ``create`` when the request may create a paid task.
+        api_key_only: Whether the route refuses tokens (Kling's newer routes).
     """
 
     method: str
@@ -60,6 +85,7 @@ class Call:
     body: bytes | None = attrs.field(repr=False, default=None)
     kind: str
     phase: Phase
+    api_key_only: bool = False
 
 
 class Sender:
@@ -67,14 +93,23 @@ class Sender:
 
     Args:
         transport: The seam.
-        config: The session's configuration (key, caps, retry policy).
+        config: The session's configuration (caps, retry policy).
         redactor: Scrubs gateway text.
+        credentials: The auth strategies (default: built from ``config``; build
+            them once per session, tokens are cached inside).
     """
 
-    def __init__(self, transport: Transport, config: ClientConfig, redactor: Redactor) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        config: ClientConfig,
+        redactor: Redactor,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.transport = transport
         self.config = config
         self.redactor = redactor
+        self.credentials = credentials if credentials is not None else config.credentials()
         self.closed = False
         self.limiter = (
             RateLimiter(
@@ -88,6 +123,7 @@ class Sender:
             "create": 0,
             "query": 0,
             "batch_query": 0,
+            "list_query": 0,
             "download": 0,
         }
 
@@ -96,8 +132,24 @@ class Sender:
 
     # --- one attempt, layer by layer ---------------------------------------------
 
+    def auth_for(self, *, api_key_only: bool, what: str) -> AuthStrategy:
+        """The strategy that authorizes a route (check it before taking a slot).
+
+        Args:
+            api_key_only: Whether the route refuses tokens.
+            what: The route's name for the error message.
+
+        Returns:
+            The strategy.
+
+        Raises:
+            ConfigurationError: The route takes an API key only and none is set
+                (the message names ``KLING_API_KEY``).
+        """
+        return self.credentials.pick(api_key_only=api_key_only, what=what)
+
     async def send(self, call: Call, *, limiter: RateLimiter | None = None) -> Answer:
-        """One attempt: every layer, no retry.
+        """One attempt: every layer; once more only after credentials were renewed.
 
         Args:
             call: The request.
@@ -108,19 +160,39 @@ class Sender:
 
         Raises:
             SessionClosedError: The session was closed.
+            ConfigurationError: The route takes an API key only and none is set
+                (nothing was sent).
             TransportError: The exchange failed or the answer broke the protocol.
             APIError: The gateway answered with an error.
         """
         self.check_open()
-        await self._rate_limit(limiter)
-        self.request_counts[call.kind] += 1
-        started = time.perf_counter()
-        try:
-            response = await self._exchange(call, self._authorize(call))
-            answer = self._decode(call, response)
-        except KlingError as exc:
-            self._log_failure(call, exc, time.perf_counter() - started)
-            raise
+        auth = self.auth_for(api_key_only=call.api_key_only, what=call.label)
+        renewed = False
+        while True:
+            await self._rate_limit(limiter)
+            self.request_counts[call.kind] += 1
+            started = time.perf_counter()
+            failure: KlingError | None = None
+            try:
+                response = await self._exchange(call, await self._authorize(call, auth))
+                answer = self._decode(call, response)
+            except KlingError as exc:
+                failure = exc
+            if failure is None:
+                break
+            if not renewed and isinstance(failure, AuthenticationError):
+                renewed = auth.on_unauthorized(failure)
+                if renewed:
+                    logger.info(
+                        "%s %s: token refused (code %s); sending once more with a fresh one",
+                        call.method,
+                        call.label,
+                        failure.code,
+                    )
+                    continue
+            failure = self._explain(failure, auth)
+            self._log_failure(call, failure, time.perf_counter() - started)
+            raise failure
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> ok request_id=%s %.3fs",
@@ -146,9 +218,9 @@ class Sender:
         if self.limiter is not None:
             await self.limiter.acquire()
 
-    def _authorize(self, call: Call) -> HTTPRequest:
+    async def _authorize(self, call: Call, auth: AuthStrategy) -> HTTPRequest:
         headers: Mapping[str, str] = {
-            "Authorization": f"Bearer {self.config.api_key}",
+            **await auth.headers(),
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
@@ -177,6 +249,21 @@ class Sender:
                 f"transport failed: {name}", method=call.method, path=call.label, foreign_type=name
             )
         raise failure
+
+    @staticmethod
+    def _explain(error: KlingError, auth: AuthStrategy) -> KlingError:
+        """A refused token names the key pair, not the API key, in its hint."""
+        if not (isinstance(error, AuthenticationError) and isinstance(auth, JwtAuth)):
+            return error
+        return make_api_error(
+            http_status=error.http_status,
+            code=error.code,
+            message=error.message,
+            request_id=error.request_id,
+            retry_after=error.retry_after,
+            path=error.path,
+            hint=PAIR_HINT,
+        )
 
     def _decode(self, call: Call, response: HTTPResponse) -> Answer:
         return decode_answer(

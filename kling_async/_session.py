@@ -2,8 +2,11 @@
 
 The session only wires the pieces and holds what every call shares:
 
-* the send chain (:mod:`kling_async._send`): rate limit → authorize → the transport
-  seam → decode, caps and error mapping → log, with read retries;
+* the backend (:mod:`kling_async._backends`): the gateway or Kling's own API, chosen
+  by the configuration, with its route table, hosts and credentials;
+* the send chain (:mod:`kling_async._send`): credentials per route → rate limit →
+  authorize → the transport seam → decode, caps and error mapping → log, with read
+  retries;
 * paid calls (:mod:`kling_async._runs`, :mod:`kling_async._create`): a slot from the
   session's one pool, validate, send, reconcile unclear outcomes by external id;
 * reads (:mod:`kling_async._reads`, public methods in :mod:`kling_async._queries`):
@@ -23,6 +26,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from ._auth import Credentials
+from ._backends import BackendSettings
 from ._config import ClientConfig, PollPolicy, RetryPolicy
 from ._converter import parse_task
 from ._create import new_external_task_id, prepare
@@ -52,6 +57,21 @@ if TYPE_CHECKING:
 __all__ = ["Family", "KlingSession", "new_external_task_id", "parse_task"]
 
 
+def _config_of(**settings: str | None) -> ClientConfig:
+    """A configuration from the session's keyword arguments (``None``: not given)."""
+    given: dict[str, Any] = {k: v for k, v in settings.items() if v}
+    return ClientConfig(**given)
+
+
+def _redactor(settings: BackendSettings, credentials: Credentials) -> Redactor:
+    """Scrubs every credential, the endpoint path segment and (by shape) any token."""
+    secrets = list(credentials.secrets())
+    if settings.endpoint_path:
+        segment = settings.endpoint_path.strip("/")
+        secrets += [segment, quote(segment, safe="")]
+    return Redactor(secrets)
+
+
 class KlingSession(TypedFamilies, QueryMethods):
     """An async session for the Kling API: every endpoint, typed, validated, safely retried.
 
@@ -59,17 +79,27 @@ class KlingSession(TypedFamilies, QueryMethods):
     application: it holds one connection pool and one pool of concurrency slots
     (``config.max_running``, :attr:`slots`) shared by every ``create``/``run``/``submit``.
 
+    It speaks to the gateway (``api_key`` and ``endpoint_path``) or to Kling's own
+    API (``access_key`` and ``secret_key``, and/or ``api_key``, with
+    ``backend="kling"`` or implied by the pair): see :class:`ClientConfig`.
+
     Args:
-        api_key: Access key (or use ``config`` / :meth:`from_env`).
-        endpoint_path: Your per-customer endpoint path segment.
-        base_url: Classic host (default: the public gateway).
+        api_key: The gateway's key, or an API key of Kling's own API (or use
+            ``config`` / :meth:`from_env`).
+        endpoint_path: Your per-customer endpoint path segment (the gateway).
+        base_url: Classic host (default: the backend's).
         turbo_base_url: Turbo host (default: the public turbo gateway).
-        config: A complete configuration (instead of the four arguments above).
+        access_key: Access key of Kling's own API.
+        secret_key: Its secret key.
+        backend: ``"gateway"`` or ``"kling"`` (default: implied by the settings).
+        host: Kling's host by name (``"global"``, ``"china"``) or URL.
+        config: A complete configuration (instead of the arguments above).
         http_session: An :class:`aiohttp.ClientSession` to borrow (not closed by us).
         transport: A custom transport (tests: :class:`kling_async.testing.MockTransport`).
 
     Raises:
-        ConfigurationError: The key or endpoint path is missing, or a URL is malformed.
+        ConfigurationError: A required setting is missing, settings of both
+            backends are mixed, or a URL is malformed.
     """
 
     def __init__(
@@ -79,32 +109,37 @@ class KlingSession(TypedFamilies, QueryMethods):
         endpoint_path: str | None = None,
         base_url: str | None = None,
         turbo_base_url: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        backend: str | None = None,
+        host: str | None = None,
         config: ClientConfig | None = None,
         http_session: aiohttp.ClientSession | None = None,
         transport: Transport | None = None,
     ) -> None:
         if config is None:
-            values: dict[str, Any] = {
-                "api_key": api_key or "",
-                "endpoint_path": endpoint_path or "",
-            }
-            if base_url:
-                values["base_url"] = base_url
-            if turbo_base_url:
-                values["turbo_base_url"] = turbo_base_url
-            config = ClientConfig(**values)
+            config = _config_of(
+                api_key=api_key,
+                endpoint_path=endpoint_path,
+                base_url=base_url,
+                turbo_base_url=turbo_base_url,
+                access_key=access_key,
+                secret_key=secret_key,
+                backend=backend,
+                host=host,
+            )
         self.config: ClientConfig = config
-        segment = config.endpoint_path.strip("/")
+        settings, credentials = config.backend_settings, config.credentials()
         self._sender = Sender(
             transport or AiohttpTransport(http_session, connect_timeout=config.timeouts.connect),
             config,
-            Redactor([config.api_key, segment, quote(segment, safe="")]),
+            _redactor(settings, credentials),
+            credentials,
         )
         #: The concurrency slots shared by every paid call of this session.
         self.slots = SlotPool(config.max_running, ttl=config.slot_ttl)
-        prefix = f"/v1/ai/{quote(segment, safe='')}/kling/"
-        roots = {Host.CLASSIC: config.base_url + prefix, Host.TURBO: config.turbo_base_url + prefix}
-        self._reader = Reader(self._sender, roots, self.slots)
+        roots = {host: settings.root(host) for host in Host}
+        self._reader = Reader(self._sender, settings.backend, roots, self.slots)
         self._paid = PaidCalls(self._sender, self._reader, self.slots, config)
         #: One family per task-creating row of the endpoint table, by endpoint name.
         self.families: Mapping[str, Family[Any]] = {
@@ -120,8 +155,11 @@ class KlingSession(TypedFamilies, QueryMethods):
         transport: Transport | None = None,
         **overrides: Any,
     ) -> KlingSession:
-        """Build a session from ``KLING_API_KEY``, ``KLING_ENDPOINT_PATH``,
-        ``KLING_BASE_URL`` and ``KLING_TURBO_BASE_URL``.
+        """Build a session from ``KLING_*`` variables (see :meth:`ClientConfig.from_env`).
+
+        ``KLING_ACCESS_KEY`` and ``KLING_SECRET_KEY`` without ``KLING_ENDPOINT_PATH``
+        pick Kling's own API; ``KLING_API_KEY`` with ``KLING_ENDPOINT_PATH`` the
+        gateway.
 
         Args:
             environ: Where to read variables (default ``os.environ``).
@@ -140,7 +178,7 @@ class KlingSession(TypedFamilies, QueryMethods):
 
     def __repr__(self) -> str:
         return (
-            f"KlingSession(base_url={self.config.base_url!r}, "
+            f"KlingSession(backend={self.backend.name!r}, base_url={self.config.base_url!r}, "
             f"turbo_base_url={self.config.turbo_base_url!r}, closed={self.closed})"
         )
 
@@ -272,6 +310,7 @@ class KlingSession(TypedFamilies, QueryMethods):
         prepared = prepare(
             request, external_task_id=external_task_id, validate=self.config.validate
         )
+        self._reader.check_auth(prepared.endpoint)
         return self._paid.handle(
             prepared,
             poll=poll or self.config.poll,
@@ -371,9 +410,7 @@ class KlingSession(TypedFamilies, QueryMethods):
             DownloadError: A download failed or was incomplete.
         """
         folder = Path(directory)
-        return [
-            await self.download_url(f.url, folder / f.name, within=folder) for f in task.files
-        ]
+        return [await self.download_url(f.url, folder / f.name, within=folder) for f in task.files]
 
     def batch(
         self,

@@ -215,17 +215,25 @@ class FakeGateway:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def session(self, **kwargs: Any) -> KlingSession:
-        """A :class:`~kling_async.KlingSession` wired to this fake (both hosts).
+    def session(self, *, backend: str = "gateway", **kwargs: Any) -> KlingSession:
+        """A :class:`~kling_async.KlingSession` wired to this fake.
 
-        Unless ``poll`` is given, the session polls on the fake's clock: the
-        default :class:`~kling_async.PollPolicy` delays multiplied by ``time_scale``
-        (a few milliseconds at least), so ``run``/``wait`` finish as fast as the
-        fake's tasks do.
+        The session runs on the fake's clock: its configuration is
+        :meth:`~kling_async.ClientConfig.time_scaled` by ``time_scale`` (first
+        poll, poll intervals, retry backoff, reconcile lookups, slot TTL), so
+        ``run``/``wait`` finish as fast as the fake's tasks do; fields given in
+        ``kwargs`` win. On Kling's own API its tokens are timed by
+        :meth:`token_clock`, so they expire and renew on the fake's schedule,
+        :meth:`advance` included.
 
         Args:
-            **kwargs: ``http_session`` / ``transport`` for the session, ``api_key``
-                (default: the fake's), and any :class:`~kling_async.ClientConfig`
+            backend: ``"gateway"`` (the fake's API key and endpoint path, both
+                hosts on this fake) or ``"kling"`` (Kling's own API at this fake's
+                URL with its first access/secret key pair; pass
+                ``api_key=fake.api_key`` too for the routes that take API keys only).
+            **kwargs: ``http_session`` / ``transport`` for the session, credentials
+                (``api_key``; ``access_key``/``secret_key`` on ``"kling"``) to use
+                instead of the fake's, and any :class:`~kling_async.ClientConfig`
                 field (``poll``, ``retry``, ``timeouts``, ``validate``...).
 
         Returns:
@@ -233,28 +241,28 @@ class FakeGateway:
 
         Raises:
             RuntimeError: The fake is not running.
+            ConfigurationError: ``backend`` names no backend, or a setting is bad.
         """
-        from .._config import ClientConfig, PollPolicy
+        from .._backends import KLING, backend_named
+        from .._config import ClientConfig
         from .._session import KlingSession
 
         http_session = kwargs.pop("http_session", None)
         transport = kwargs.pop("transport", None)
-        if "poll" not in kwargs:
-            default, scale = PollPolicy(), self.config.time_scale
-            kwargs["poll"] = attrs.evolve(
-                default,
-                initial_delay=max(0.005, default.initial_delay * scale),
-                interval=max(0.005, default.interval * scale),
-                max_interval=max(0.02, default.max_interval * scale),
-                timeout=max(60.0, default.timeout * scale),
-            )
-        config = ClientConfig(
-            api_key=kwargs.pop("api_key", self.config.api_key),
-            endpoint_path=self.config.endpoint_path,
-            base_url=self.url,
-            turbo_base_url=self.url,
-            **kwargs,
-        )
+        where: dict[str, Any] = {"base_url": self.url}
+        if backend_named(backend) is KLING:
+            where["backend"] = KLING.name
+            where["access_key"] = kwargs.pop("access_key", self.config.access_key)
+            where["secret_key"] = kwargs.pop("secret_key", self.config.secret_key)
+            if "api_key" in kwargs:
+                where["api_key"] = kwargs.pop("api_key")
+        else:
+            where["api_key"] = kwargs.pop("api_key", self.config.api_key)
+            where["endpoint_path"] = self.config.endpoint_path
+            where["turbo_base_url"] = self.url
+        scaled = ClientConfig(**where).time_scaled(self.config.time_scale)
+        kwargs.setdefault("token_clock", self.token_clock)
+        config = attrs.evolve(scaled, **kwargs)
         return KlingSession(config=config, http_session=http_session, transport=transport)
 
     # --- in-process control ---------------------------------------------------------

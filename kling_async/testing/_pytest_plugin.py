@@ -6,7 +6,8 @@ is absent):
 - ``kling_fake``: a running :class:`~kling_async.testing.FakeGateway` with a
   compressed clock (``time_scale=0.001``: a 100 s video takes 0.1 s),
 - ``kling_session``: a :class:`~kling_async.KlingSession` wired to ``kling_fake``,
-  polling every few milliseconds,
+  its configuration :meth:`~kling_async.ClientConfig.time_scaled` to the fake's
+  clock (polling every few milliseconds),
 - ``kling_fake_factory``: ``async with kling_fake_factory(max_running=2) as fake:``
   for fakes with other settings (any :class:`~kling_async.testing.FakeConfig` field).
 """
@@ -55,22 +56,23 @@ def _async_fixture(fn: _F) -> _F:
 FakeFactory = Callable[..., contextlib.AbstractAsyncContextManager[FakeGateway]]
 
 
-def fast_session_options() -> dict[str, Any]:
+def fast_session_options(time_scale: float = FAST_TIME_SCALE) -> dict[str, Any]:
     """:class:`~kling_async.ClientConfig` fields that make a session quick against a fast fake.
 
-    Returns:
-        ``poll`` and ``retry`` policies with millisecond delays.
-    """
-    from .._config import PollPolicy, RetryPolicy
+    They are the default policies passed through
+    :meth:`~kling_async.ClientConfig.time_scaled`, the one place time is scaled
+    (:meth:`FakeGateway.session` applies the same scaling by itself).
 
-    return {
-        "poll": PollPolicy(
-            initial_delay=0.005, interval=0.01, multiplier=1.3, max_interval=0.05, timeout=60.0
-        ),
-        "retry": RetryPolicy(
-            initial_delay=0.005, max_delay=0.05, reconcile_grace=0.5, reconcile_interval=0.02
-        ),
-    }
+    Args:
+        time_scale: The fake's ``time_scale``.
+
+    Returns:
+        ``poll``, ``retry`` and ``slot_ttl`` on the fake's clock.
+    """
+    from .._config import ClientConfig
+
+    scaled = ClientConfig(api_key="-", endpoint_path="-").time_scaled(time_scale)
+    return {"poll": scaled.poll, "retry": scaled.retry, "slot_ttl": scaled.slot_ttl}
 
 
 @_async_fixture
@@ -115,6 +117,6 @@ async def kling_fake() -> AsyncIterator[FakeGateway]:
 
 @_async_fixture
 async def kling_session(kling_fake: FakeGateway) -> AsyncIterator[KlingSession]:
-    """A :class:`~kling_async.KlingSession` wired to ``kling_fake``, polling every few ms."""
-    async with kling_fake.session(**fast_session_options()) as session:
+    """A :class:`~kling_async.KlingSession` wired to ``kling_fake``, time-scaled to its clock."""
+    async with kling_fake.session() as session:
         yield session
