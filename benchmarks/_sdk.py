@@ -156,7 +156,12 @@ async def sdk_batch(
             await stack.enter_async_context(receiver.serve(host="127.0.0.1", port=0))
         started = time.monotonic()
         async with session.batch(
-            max_running=max_running, callbacks=receiver, seed=seed, probe_slots=probe_slots
+            max_running=max_running,
+            callbacks=receiver,
+            seed=seed,
+            probe_slots=probe_slots,
+            # The breaker counts real seconds; the fake's clock runs time_scale times fast.
+            max_refusals_per_second=10.0 / time_scale,
         ) as batch:
             batch.submit_all(_jobs(family, jobs))
             async for result in batch:

@@ -111,9 +111,11 @@ from ._webhooks import sign as sign_webhook
 from ._webhooks import verify as verify_webhook
 from .batch import (
     Batch,
+    BatchOptions,
     BatchSummary,
     Event,
     EventKind,
+    ExternalIdConflictError,
     JobCancelledError,
     JobHandle,
     JobResult,
@@ -134,6 +136,7 @@ __all__ = [
     "AuthenticationError",
     "AvatarRequest",
     "Batch",
+    "BatchOptions",
     "BatchSummary",
     "CallbackEvent",
     "CallbackReceiver",
@@ -153,6 +156,7 @@ __all__ = [
     "Endpoint",
     "Event",
     "EventKind",
+    "ExternalIdConflictError",
     "Face",
     "FaceChoice",
     "FaceSession",

@@ -225,6 +225,9 @@ def exit_status(outcome: BatchOutcome, records: Sequence[dict[str, Any]]) -> int
         return EXIT_INTERRUPTED
     if outcome.settings is not None:
         return EXIT_BAD_INPUT
+    if outcome.summary is not None and outcome.summary.halted is not None:
+        # The batch itself stopped for a setting the events did not name.
+        return EXIT_BAD_INPUT
     return EXIT_OK if all(r["status"] == "succeed" for r in records) else EXIT_FAILED
 
 
