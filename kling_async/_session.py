@@ -434,6 +434,9 @@ class KlingSession(TypedFamilies, QueryMethods):
         lookup_patience: float | None = None,
         reconcile_deadline: float = 600.0,
         max_refusals_per_second: float = 10.0,
+        coordinate: Any = None,
+        resume_unfinished: bool = False,
+        max_buffered_results: int | None = None,
     ) -> Batch:
         """Open a batch: fan many generations out under the account's limits.
 
@@ -468,5 +471,8 @@ class KlingSession(TypedFamilies, QueryMethods):
             lookup_patience=lookup_patience,
             reconcile_deadline=reconcile_deadline,
             max_refusals_per_second=max_refusals_per_second,
+            coordinate=coordinate,
+            resume_unfinished=resume_unfinished,
+            max_buffered_results=max_buffered_results,
         )
         return Batch(self, options)

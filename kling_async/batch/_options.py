@@ -105,6 +105,16 @@ class BatchOptions:
             refused (1302/1303) within one second, admissions pause until the rate
             falls back, whatever the cause, so a scheduling bug can never hammer
             the gateway.
+        coordinate: Share the account's slots, window, pauses and learned durations
+            with other processes: a ``redis://`` URL (needs the ``redis`` extra) or a
+            :class:`kling_async.coordination.SlotStore`; ``None`` keeps them in this
+            process.
+        resume_unfinished: Also watch, download and yield every job the journal
+            holds as created but not finished, even when it is not submitted again
+            (a web app restarting after SIGTERM).
+        max_buffered_results: Most results kept for ``async for`` before the batch
+            stops admitting until they are read (backpressure); delivered results are
+            released. ``None`` for no bound.
 
     Raises:
         ValueError: An option is out of range.
@@ -131,3 +141,6 @@ class BatchOptions:
     max_refusals_per_second: float = attrs.field(
         default=DEFAULT_MAX_REFUSALS_PER_SECOND, validator=_positive
     )
+    coordinate: Any = None
+    resume_unfinished: bool = False
+    max_buffered_results: int | None = attrs.field(default=None, validator=_positive_or_none)
