@@ -17,12 +17,13 @@ from ._ratelimit import RateLimiter
 from ._reads import Reader, identify_face
 from ._send import Sender
 from ._task import FaceSession, Task
+from ._transport import Transport
 
 __all__ = ["QueryMethods"]
 
 
 class QueryMethods:
-    """Reading tasks; mixed into :class:`~kling_async.KlingSession`."""
+    """Reading tasks and the session's state; mixed into :class:`~kling_async.KlingSession`."""
 
     config: ClientConfig
     _sender: Sender
@@ -32,6 +33,21 @@ class QueryMethods:
     def backend(self) -> Backend:
         """The API this session speaks: its routes, ids per query, list query."""
         return self._reader.backend
+
+    @property
+    def request_counts(self) -> dict[str, int]:
+        """Requests sent by this session (every attempt), by kind."""
+        return self._sender.request_counts
+
+    @property
+    def transport(self) -> Transport:
+        """The transport every request goes through."""
+        return self._sender.transport
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose`` was called (any later use raises ``SessionClosedError``)."""
+        return self._sender.closed
 
     async def get(
         self,

@@ -79,13 +79,10 @@ class KlingSession(TypedFamilies, QueryMethods):
     application: it holds one connection pool and one pool of concurrency slots
     (``config.max_running``, :attr:`slots`) shared by every ``create``/``run``/``submit``.
 
-    It speaks to the gateway (``api_key`` and ``endpoint_path``) or to Kling's own
-    API (``access_key`` and ``secret_key``, and/or ``api_key``, with
-    ``backend="kling"`` or implied by the pair): see :class:`ClientConfig`.
-
     Args:
         api_key: The gateway's key, or an API key of Kling's own API (or use
-            ``config`` / :meth:`from_env`).
+            ``config`` / :meth:`from_env`; :class:`ClientConfig` tells the two
+            backends apart).
         endpoint_path: Your per-customer endpoint path segment (the gateway).
         base_url: Classic host (default: the backend's).
         turbo_base_url: Turbo host (default: the public turbo gateway).
@@ -181,21 +178,6 @@ class KlingSession(TypedFamilies, QueryMethods):
             f"KlingSession(backend={self.backend.name!r}, base_url={self.config.base_url!r}, "
             f"turbo_base_url={self.config.turbo_base_url!r}, closed={self.closed})"
         )
-
-    @property
-    def request_counts(self) -> dict[str, int]:
-        """Requests sent by this session (every attempt), by kind."""
-        return self._sender.request_counts
-
-    @property
-    def transport(self) -> Transport:
-        """The transport every request goes through."""
-        return self._sender.transport
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`aclose` was called (any later use raises ``SessionClosedError``)."""
-        return self._sender.closed
 
     async def __aenter__(self) -> KlingSession:
         self._sender.check_open()
