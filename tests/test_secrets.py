@@ -20,6 +20,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -62,6 +63,11 @@ async def _respond(mode: str, request: web.Request) -> web.StreamResponse:
         return web.json_response({"code": 5000, "message": echo}, status=500)
     if mode == "unauthorized":
         return web.json_response({"code": 1002, "message": echo, "request_id": echo}, status=401)
+    if mode == "expired":
+        return web.json_response({"code": 1004, "message": echo, "request_id": echo}, status=401)
+    if mode == "token_echo":  # the bare credential, no "Bearer" before it
+        bare = (request.headers.get("Authorization") or "").partition(" ")[2]
+        return web.json_response({"code": 5000, "message": bare, "request_id": bare}, status=500)
     if mode == "route":
         return web.Response(status=404, text=f"<html>no route {request.path}</html>")
     if mode == "invalid":
@@ -157,6 +163,7 @@ MODES = [
     "deep",
     "bad_code",
     "drop",
+    "token_echo",
 ]
 
 
@@ -215,3 +222,61 @@ def test_redactor_describes_payloads_by_length_and_hash() -> None:
 def test_request_model_repr_hides_base64() -> None:
     """A request model's repr shows a base64 image as length and hash only."""
     assert CANARY_B64[:48] not in repr(ImageToVideoRequest(image=CANARY_B64, prompt="p"))
+
+
+CANARY_ACCESS = "canary-ak-" + hashlib.sha256(b"ak").hexdigest()[:20]
+CANARY_SECRET = "canary-sk-" + hashlib.sha256(b"sk").hexdigest()[:20]
+OFFICIAL_MODES = ["unauthorized", "expired", "token_echo", "server_error", "invalid", "non_json"]
+
+
+@pytest.mark.parametrize("mode", OFFICIAL_MODES)
+async def test_official_canaries_and_tokens_never_leave_the_sdk(
+    mode: str,
+    gateway: tuple[TestServer, dict[str, str]],
+    caplog: pytest.LogCaptureFixture,
+    no_delays: None,
+) -> None:
+    """On Kling's own API: no access key, secret key or signed token anywhere the SDK writes."""
+    caplog.set_level(logging.DEBUG)
+    server, state = gateway
+    state["mode"] = mode
+    sent: list[str] = []
+
+    def recording_clock() -> float:
+        return 1_700_000_000.0 + len(sent)  # each token signed on a new second
+
+    config = attrs.evolve(
+        _config(str(server.make_url("")).rstrip("/")),
+        api_key=None,
+        endpoint_path=None,
+        turbo_base_url="",
+        backend="kling",
+        access_key=CANARY_ACCESS,
+        secret_key=CANARY_SECRET,
+        token_clock=recording_clock,
+    )
+    texts: list[str] = [repr(config), str(config)]
+    raised = 0
+    async with KlingSession(config=config) as session:
+        credentials = session._sender.credentials
+        texts += [repr(session), repr(credentials), repr(credentials.key_pair)]
+        for name, operation in _operations(session).items():
+            assert credentials.key_pair is not None
+            sent.append(credentials.key_pair.token())
+            try:
+                result = await operation()
+            except KlingError as exc:
+                raised += 1
+                texts += _exception_texts(exc)
+            else:
+                texts += [name, repr(result)]
+            sent.append(credentials.key_pair.token())
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    for record in caplog.records:
+        if not record.name.startswith(_SERVER_LOGGERS):
+            texts += [formatter.format(record), repr(record.args)]
+    blob = "\n".join(texts)
+    needles = [CANARY_ACCESS, CANARY_SECRET, "Bearer", CANARY_B64[:48]]
+    needles += [part for token in set(sent) for part in (token, token.rsplit(".", 1)[1])]
+    assert [needle[:16] for needle in needles if needle in blob] == []
+    assert raised >= 4
