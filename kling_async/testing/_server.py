@@ -206,13 +206,19 @@ async def serve_forever(args: argparse.Namespace, *, out: TextIO | None = None) 
             print(f"  stats:    {fake.url}/__fake__/stats", file=stream)
             print(
                 f"  use it:   KLING_BASE_URL={fake.url} KLING_TURBO_BASE_URL={fake.url} "
-                f"KLING_ENDPOINT_PATH={config.endpoint_path}",
+                f"KLING_ENDPOINT_PATH={config.endpoint_path} "
+                f"KLING_TIME_SCALE={config.time_scale:g}",
                 file=stream,
             )
             print(
                 f"  official: {fake.url}/v1/...  (tokens signed with <--access-key> and "
                 f"<--secret-key>, or Bearer <--api-key>; token time runs "
                 f"{1 / config.token_scale:g}x real time)",
+                file=stream,
+            )
+            print(
+                f"  use it:   KLING_BASE_URL={fake.url} KLING_TIME_SCALE={config.token_scale:g} "
+                "and the access/secret pair variables, no endpoint path",
                 file=stream,
             )
             print("Press Ctrl+C to stop.", file=stream, flush=True)
