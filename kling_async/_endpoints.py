@@ -3,10 +3,13 @@
 The session, the fake gateway, the validation, the scheduler and the CLI all read
 this table, so an endpoint cannot be half-added. Each row says, for one family:
 
-* where it lives: ``path`` under ``/v1/ai/{endpoint_path}/kling/`` on ``host``; a
-  task is created with ``POST path`` and looked up with ``GET path/{id}`` (classic
-  host) or ``GET tasks?task_ids=...`` (turbo host). The fake gateway
-  (:mod:`kling_async.testing`) serves exactly these routes from this table;
+* where it lives on the gateway: ``path`` under ``/v1/ai/{endpoint_path}/kling/``
+  on ``host``; a task is created with ``POST path`` and looked up with
+  ``GET path/{id}`` (classic host) or ``GET tasks?task_ids=...`` (turbo host).
+  Kling's own API moves each family to its official path (``v1/videos/...``, the
+  new-standard turbo routes); :mod:`kling_async._backends` derives both route
+  tables from this one, and the session reads its paths from there. The fake
+  gateway (:mod:`kling_async.testing`) serves exactly those routes;
 * the body: ``request_type``, the attrs model whose fields are the wire names;
 * its rules: ``rules``, the family's declarative table in :mod:`kling_async._rules`
   (what each field allows, tier and seed source; ``docs/validation.md`` lists them);
