@@ -147,7 +147,8 @@ async def test_a_wrong_secret_is_refused_after_one_renewal_and_names_the_pair(
         texts = [repr(session), repr(config), str(config), repr(session._sender.credentials)]
     error = caught.value
     assert error.code == 1002
-    assert "KLING_ACCESS_KEY" in str(error) and "KLING_SECRET_KEY" in str(error)
+    assert "KLING_ACCESS_KEY" in str(error)
+    assert "KLING_SECRET_KEY" in str(error)
     assert fake.stats()["auth_failures"] == 2
     assert fake.stats()["creates"] == 0
     texts.append("".join(traceback.format_exception(type(error), error, error.__traceback__)))
@@ -157,7 +158,8 @@ async def test_a_wrong_secret_is_refused_after_one_renewal_and_names_the_pair(
     for token in recording.tokens():
         assert token not in blob
         assert token.rsplit(".", 1)[1] not in blob  # not even the signature
-    assert secret not in blob and fake.access_key not in blob
+    assert secret not in blob
+    assert fake.access_key not in blob
     assert not JWT_PATTERN.search(blob)
 
 
@@ -186,7 +188,8 @@ async def test_with_an_api_key_too_turbo_goes_through_get_tasks_one_id_kind_each
     async with fake.session(backend="kling", api_key=fake.api_key) as session:
         task = await session.run(turbo)
         classic = await session.create(TextToVideoRequest(prompt="a heron"))
-        assert task.succeeded and task.external_id
+        assert task.succeeded
+        assert task.external_id
         before = fake.stats()["batch_queries"]
         both = await session.get_many(task_ids=[task.id], external_task_ids=[task.external_id])
         assert [t.id for t in both] == [task.id]
@@ -272,3 +275,33 @@ def test_list_query_bounds() -> None:
         list_query(KLING, route, page=1001, page_size=1)
     with pytest.raises(ValueError, match="page_size"):
         list_query(KLING, route, page=1, page_size=0)
+
+
+async def test_a_batch_of_mixed_families_on_kling_creates_once_and_renews_tokens(
+    fake: FakeGateway,
+) -> None:
+    """session.batch on the official routes: one create per job, tokens renewed, no 401."""
+    from kling_async.batch import Event, EventKind
+
+    jobs = [(f"job-{i}", request) for i, request in enumerate(mixed_requests() * 3)]
+    created: list[str] = []
+
+    def on_event(event: Event) -> None:
+        if event.kind is EventKind.CREATED:
+            created.append(event.key)
+            if len(created) in (3, 8):  # twice, an hour passes on the fake mid-run
+                fake.advance(3600.0)
+
+    async with fake.session(backend="kling") as session:
+        with anyio.fail_after(HANG_GUARD):
+            async with session.batch(max_running=3, on_event=on_event) as batch:
+                batch.submit_all(jobs)
+                results = [result async for result in batch]
+    stats = fake.stats()
+    assert len(results) == len(jobs)
+    assert all(r.ok for r in results)
+    assert stats["creates"] == stats["create_requests"] == len(jobs)
+    assert stats["duplicate_external_ids"] == 0
+    assert stats["auth_failures"] == 0
+    assert stats["tokens_seen"] >= 3
+    assert stats["token_requests"] == stats["api_requests"]
