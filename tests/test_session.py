@@ -561,3 +561,23 @@ def test_configuration_from_env() -> None:
         ClientConfig.from_env({"KLING_ENDPOINT_PATH": "x"})
     with pytest.raises(ConfigurationError, match="base_url"):
         ClientConfig(api_key="k", endpoint_path="e", base_url="ftp://x")
+
+
+async def test_a_refused_api_key_is_sent_once_and_a_refused_token_twice() -> None:
+    """401 with an API key: no resend. 401 with a token: one fresh token, then the error."""
+    seen: list[tuple[str, str]] = []
+
+    def refuse(request: HTTPRequest) -> HTTPResponse:
+        seen.append((urlsplit(request.url).path, request.headers["Authorization"]))
+        return HTTPResponse.from_json({"code": 1004, "message": "expired"}, status=401)
+
+    gateway = ClientConfig(api_key=KEY, endpoint_path="ep-1", base_url=BASE)
+    kling = ClientConfig(access_key="ak-1", secret_key="sk-1", base_url=BASE)
+    for config, sends in ((gateway, 1), (kling, 2)):
+        seen.clear()
+        async with KlingSession(config=config, transport=MockTransport(refuse)) as session:
+            with pytest.raises(AuthenticationError):
+                await session.create(TextToVideoRequest(prompt="p"))
+        assert len(seen) == sends
+    assert [path for path, _ in seen] == ["/v1/videos/text2video"] * 2
+    assert all(auth.startswith("Bearer eyJ") for _, auth in seen)
