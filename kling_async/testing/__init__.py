@@ -9,9 +9,11 @@ Run it around a block of code::
             task = await session.text_to_video.run(TextToVideoRequest(prompt="a cat"))
         print(fake.stats()["creates"])
 
-or use the pytest fixtures ``kling_fake``, ``kling_session`` and
-``kling_fake_factory`` (registered automatically through the ``pytest11`` entry
-point), or the ``kling-async fake-server`` command.
+``fake.session(backend="kling")`` speaks Kling's own API to the same fake, with
+tokens signed from its access/secret key pair on its clock. Or use the pytest
+fixtures ``kling_fake``, ``kling_session`` and ``kling_fake_factory``
+(registered automatically through the ``pytest11`` entry point), or the
+``kling-async fake-server`` command.
 """
 
 from __future__ import annotations
