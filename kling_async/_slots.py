@@ -11,21 +11,54 @@ for ever.
 
 With ``limit=None`` the pool never makes anyone wait and tracks nothing; it still
 tells 1303-refused callers when a slot of this session freed (:meth:`SlotPool.changed`).
+
+Several processes on one account (web-app workers, hosts) share their slots with
+:meth:`SlotPool.coordinated`: each slot is then also a lease from a
+:class:`~kling_async.coordination.SlotStore` (Redis), queued first come first served
+across processes, kept alive while the task runs and given back when it is seen
+ending; a crashed process's leases expire. :meth:`SlotPool.for_config` picks the
+pool a configuration asks for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
+from ._config import ClientConfig
 from ._task import Task
 
-__all__ = ["SlotLease", "SlotPool"]
+if TYPE_CHECKING:
+    from .coordination import Lease, SlotStore
+
+__all__ = ["CoordinatedSlotPool", "SlotLease", "SlotPool", "account_key_of"]
+
+logger = logging.getLogger("kling_async")
+
+
+def account_key_of(config: ClientConfig) -> str:
+    """The account id processes share slots under: a fingerprint of the credential.
+
+    Processes configured with the same API key (or access key) share one pool; the
+    key itself never reaches the store.
+
+    Args:
+        config: The configuration.
+
+    Returns:
+        16 hex characters.
+    """
+    from .coordination import account_fingerprint
+
+    return account_fingerprint(config.api_key or config.access_key or "")
 
 
 @attrs.define(eq=False)
@@ -190,6 +223,65 @@ class SlotPool:
             if lease is not None:
                 self.release(lease)
 
+    @classmethod
+    def coordinated(
+        cls,
+        store: SlotStore | str,
+        *,
+        limit: int,
+        account_key: str = "default",
+        ttl: float = 3600.0,
+        holder: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> CoordinatedSlotPool:
+        """A pool whose slots are leases from a store shared with other processes.
+
+        Args:
+            store: An open :class:`~kling_async.coordination.SlotStore`, or a
+                ``redis://`` URL opened at the first acquire (and closed by
+                :meth:`aclose`).
+            limit: This process's cap on slots (the store's ``max_capacity`` for a URL).
+            account_key: The account's id in the store (see :func:`account_key_of`);
+                used with a URL only.
+            ttl: Seconds a lease bound to a task is kept without the task being
+                observed ending.
+            holder: This process's holder id (default: ``host:pid:random``).
+            clock: Monotonic clock.
+
+        Returns:
+            The pool.
+        """
+        return CoordinatedSlotPool(
+            store, limit=limit, account_key=account_key, ttl=ttl, holder=holder, clock=clock
+        )
+
+    @classmethod
+    def for_config(cls, config: ClientConfig) -> SlotPool:
+        """The pool a configuration asks for: shared when it names a coordination store.
+
+        A configuration's ``coordination`` (a URL or a store; read with ``getattr``
+        so that configurations without the field work unchanged) makes the pool
+        :meth:`coordinated`, capped at ``max_running`` (10 when unset).
+
+        Args:
+            config: The session's configuration.
+
+        Returns:
+            The pool.
+        """
+        shared = getattr(config, "coordination", None)
+        if shared:
+            return cls.coordinated(
+                shared,
+                limit=config.max_running or 10,
+                account_key=account_key_of(config),
+                ttl=config.slot_ttl,
+            )
+        return cls(config.max_running, ttl=config.slot_ttl)
+
+    async def aclose(self) -> None:
+        """Stop background work (nothing to do for a local pool)."""
+
     async def changed(self, *, timeout: float) -> None:  # noqa: ASYNC109  (a bounded nap)
         """Wait until a slot of this pool is given back, or ``timeout`` seconds pass.
 
@@ -201,3 +293,145 @@ class SlotPool:
         """
         with anyio.move_on_after(max(0.0, timeout)):
             await self._event().wait()
+
+
+class CoordinatedSlotPool(SlotPool):
+    """A :class:`SlotPool` whose every lease is also a lease from a shared store.
+
+    Build it with :meth:`SlotPool.coordinated`. Waiting is the store's (first come,
+    first served across processes, paused while another process saw a 1302);
+    leases are renewed in the background while held and given back in the
+    background when released (a lease the store could not be told about expires
+    after its TTL). While the store is unreachable, :meth:`acquire` keeps waiting:
+    no paid call goes out uncoordinated.
+
+    Args:
+        store: An open store, or a URL opened at the first acquire.
+        limit: This process's cap on slots.
+        account_key: The account's id in the store (URL only).
+        ttl: Seconds a lease bound to a task is kept without the task being seen ending.
+        holder: This process's holder id.
+        clock: Monotonic clock.
+    """
+
+    def __init__(
+        self,
+        store: SlotStore | str,
+        *,
+        limit: int,
+        account_key: str = "default",
+        ttl: float = 3600.0,
+        holder: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(limit, ttl=ttl, clock=clock)
+        from .coordination import new_holder_id
+
+        self.holder = holder or new_holder_id()
+        self._url = store if isinstance(store, str) else None
+        self._store: SlotStore | None = None if isinstance(store, str) else store
+        self._account_key = account_key
+        self._opening: anyio.Lock | None = None
+        self._shared: dict[SlotLease, Lease] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._keeper: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"CoordinatedSlotPool(limit={self.limit}, in_use={self.in_use}, "
+            f"waiting={self.waiting}, store={self._store!r})"
+        )
+
+    async def store(self) -> SlotStore:
+        """The shared store, opened on first use when the pool was given a URL.
+
+        Returns:
+            The store.
+
+        Raises:
+            CoordinationUnavailableError: Redis did not answer the first time.
+            ConfigurationError: The URL is unusable.
+        """
+        if self._store is not None:
+            return self._store
+        if self._opening is None:
+            self._opening = anyio.Lock()
+        async with self._opening:
+            if self._store is None:
+                from .coordination import open_store
+
+                assert self._url is not None  # noqa: S101  (one of the two is set)
+                self._store = await open_store(
+                    self._url, account_key=self._account_key, max_capacity=self.limit or 1
+                )
+        return self._store
+
+    async def acquire(self, count: int = 1) -> SlotLease:
+        """Take a shared lease on ``count`` slots, waiting in the shared queue.
+
+        Cancelling the wait takes nothing (a lease granted meanwhile is given back).
+
+        Args:
+            count: Slots the task will hold.
+
+        Returns:
+            The lease, to :meth:`bind` and :meth:`release` as with any pool.
+
+        Raises:
+            CoordinationUnavailableError: The store has been unreachable for longer
+                than its ``max_outage`` (or could not be opened).
+        """
+        count = max(1, count)
+        store = await self.store()
+        token = object()  # counted in ``waiting`` while the store queues us
+        self._queue.append(token)
+        try:
+            shared = await store.wait_acquire(self.holder, count)
+        finally:
+            self._queue.remove(token)
+        assert shared is not None  # noqa: S101  (no timeout: granted or raised)
+        lease = SlotLease(count=count)
+        self._leases.add(lease)
+        self._shared[lease] = shared
+        if self._keeper is None or self._keeper.done():
+            self._keeper = self._spawn(store.keep_alive())
+        return lease
+
+    def release(self, lease: SlotLease) -> None:
+        """Give a lease's slots back, here and (in the background) in the store.
+
+        Args:
+            lease: The lease (idempotent).
+        """
+        if lease.released:
+            return
+        super().release(lease)
+        shared = self._shared.pop(lease, None)
+        if shared is not None and self._store is not None:
+            self._spawn(self._store.release(shared))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        try:
+            task = asyncio.get_running_loop().create_task(work)
+        except RuntimeError:  # no loop (a release at interpreter exit): let it expire
+            work.close()
+            logger.debug("shared slot left to expire: no event loop")
+            return None
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def aclose(self) -> None:
+        """Stop renewing, finish the pending releases, and close a store opened from a URL.
+
+        Leases still held are left to expire (their tasks may still run).
+        """
+        if self._keeper is not None:
+            self._keeper.cancel()
+        pending = list(self._background)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._keeper = None
+        if self._url is not None and self._store is not None:
+            store, self._store = self._store, None
+            await store.aclose()

@@ -16,21 +16,27 @@ creates, and the slot probe:
   threshold it lets one create through. The gateway accepts it only into a freed
   slot;
 - whatever happens, no more than ``max_refusals_per_second`` refused creates in a
-  second: past that, admissions pause (a hard ceiling, not a tuning knob).
+  second: past that, admissions pause (a hard ceiling, not a tuning knob);
+- with ``coordinate=`` a shared slot store's lease gates every create too, and the
+  shared window replaces the local one (see :mod:`._coordinate`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._config import RetryPolicy
 from .._schedule import AdmissionWindow, Budget
+from ..coordination import CoordinationUnavailableError
+from ._coordinate import Coordination, open_coordination
 from ._job import Job, Phase
 from ._pacing import Pacing
 from ._ports import JournalPort, RunningView
@@ -58,6 +64,7 @@ HALTS: dict[str, tuple[str, str | None]] = {
     ),
     "connect": ("the gateway cannot be reached", "KLING_BASE_URL"),
     "account": ("the account cannot take paid work (arrears or resource pack)", None),
+    "coordination": ("the coordination store cannot be reached", "--coordinate / KLING_COORDINATE"),
 }
 
 
@@ -134,8 +141,6 @@ class Admission:
             rng=rng,
         )
         self.limiter = self.pacing.limiter
-        self._probe_slots = probe_slots
-        self._probe_threshold = probe_threshold
         self._journal = journal
         self._results = results
         self._running = running
@@ -145,12 +150,24 @@ class Admission:
         self.running_slots = 0  # admitted (creating or created) and not ended
         self.confirmed_slots = 0  # created and not ended
         self.creates_in_flight = 0
-        self._probe_go = False  # the admission loop may pass the window once
         self.wake = Wake()
-        self._probe_wake = Wake()
+        self.probe = SlotProbe(self, running, results, probe_slots, probe_threshold)
+        #: Sends a probing create when running tasks have probably freed a slot unnoticed.
+        self.probe_loop = self.probe.loop
+        #: The shared slot store's link, when the batch coordinates (see :meth:`coordinate`).
+        self.coordination: Coordination | None = None
         # Figures.
         self.limited_1303 = 0
         self.max_running_seen = 0
+
+    async def coordinate(self, spec: Any, **wiring: Any) -> None:
+        """Share slots, window, pauses and durations through a store, before the loops start.
+
+        ``spec`` and ``wiring`` are :func:`._coordinate.open_coordination`'s (so are its errors).
+        """
+        self.coordination = await open_coordination(spec, max_running=self.max_running, **wiring)
+        if self.coordination is not None:
+            self.pacing.on_throttled = self.coordination.pause
 
     # --- the queue ----------------------------------------------------------------------
 
@@ -189,7 +206,7 @@ class Admission:
             throttled: 1302/1303 (a ``throttled`` event) rather than a retry.
         """
         job.probing = False
-        self.release(job, confirmed=False)
+        self._release_slots(job, confirmed=False)  # a shared lease is kept for the retry
         if job.reserved_set:
             self.unreserve(job, 0.0)
         job.phase = Phase.QUEUED
@@ -205,6 +222,8 @@ class Admission:
 
     def _not_started(self, job: Job) -> None:
         assert self.halted is not None  # noqa: S101  (callers check)
+        if self.coordination is not None:
+            self.coordination.free(job)
         if not job.may_exist:
             # A job whose earlier create may have landed keeps its journal row
             # ('creating' / 'unknown'): the next run looks it up before anything else.
@@ -214,7 +233,7 @@ class Admission:
     def poke(self) -> None:
         """Something changed: the admission loop and the prober look again."""
         self.wake.set()
-        self._probe_wake.set()
+        self.probe.wake.set()
 
     # --- slots and units ------------------------------------------------------------------
 
@@ -265,6 +284,8 @@ class Admission:
         self.running_slots += job.slots
         self.confirmed_slots += job.slots
         self.max_running_seen = max(self.max_running_seen, self.confirmed_slots)
+        if self.coordination is not None:
+            self.coordination.hold(job)
 
     def reopen(self, job: Job, booked: float) -> None:
         """A task booked as ended is running after all (an early callback).
@@ -284,6 +305,8 @@ class Admission:
         """
         job.probing = False
         self.window.on_accepted()
+        if self.coordination is not None:
+            self.coordination.accepted(job)
         self.confirmed_slots += job.slots
         self.max_running_seen = max(self.max_running_seen, self.confirmed_slots)
         self.poke()
@@ -295,6 +318,11 @@ class Admission:
             job: The job.
             confirmed: Whether its slots were confirmed (its task existed).
         """
+        if self.coordination is not None:
+            self.coordination.free(job)
+        self._release_slots(job, confirmed=confirmed)
+
+    def _release_slots(self, job: Job, *, confirmed: bool) -> None:
         self.running_slots -= job.slots
         if confirmed:
             self.confirmed_slots -= job.slots
@@ -311,6 +339,8 @@ class Admission:
         """
         if completed:
             self.window.on_completed(job.slots)
+            if self.coordination is not None:
+                self.coordination.learned(job)
         self.unreserve(job, units)
         if completed and units > 0:
             self.budget.learn(job.kind, units, job.slots)
@@ -339,7 +369,10 @@ class Admission:
         self.limited_1303 += 1
         self.requeue(job, error, throttled=True)
         self.window.on_limited(self.confirmed_slots)
-        if self.confirmed_slots <= self.window.limit:
+        if self.coordination is not None:
+            # Other processes' tasks hold slots too: nothing is learned about ours.
+            self.coordination.limited(job)
+        elif self.confirmed_slots <= self.window.limit:
             self._running.none_ended_by(sent)
         if self.confirmed_slots == 0:
             # Someone else holds the account's slots: nothing of ours will free one.
@@ -369,6 +402,8 @@ class Admission:
         if self.halted is None:
             self.halted = reason
             logger.warning("batch stops admitting jobs: %s", reason)
+        if self.coordination is not None:
+            self.coordination.interrupt()
         self.poke()
         self._on_capacity()
 
@@ -396,7 +431,8 @@ class Admission:
         Args:
             creates: The create stage's input.
         """
-        async with creates:
+        shared = self.coordination
+        async with creates, shared.running() if shared else contextlib.nullcontext():
             while not self._results.finished():
                 job = self._next_admissible()
                 if job is None:
@@ -404,7 +440,23 @@ class Admission:
                     timeout = self.pacing.not_before - now if now < self.pacing.not_before else None
                     await self.wake.wait(timeout)
                     continue
-                await creates.send(job)
+                if shared is None or await self._leased(shared, job):
+                    await creates.send(job)
+
+    async def _leased(self, shared: Coordination, job: Job) -> bool:
+        """Wait for the job's shared lease; without one, the job goes back to the queue."""
+        try:
+            if await shared.take(job):
+                return True
+        except CoordinationUnavailableError as exc:
+            self.halt(NotStartedError(f"admissions stopped: {exc}", reason="coordination"))
+        self.running_slots -= job.slots
+        self.creates_in_flight -= 1
+        if job.reserved_set:
+            self.unreserve(job, 0.0)
+        job.phase = Phase.QUEUED
+        self.queue.appendleft(job)
+        return False
 
     def _next_admissible(self) -> Job | None:
         """Take the job at the front if it may be created now (slots held for it)."""
@@ -414,11 +466,14 @@ class Admission:
         if not self.queue or time.monotonic() < self.pacing.not_before:
             return None
         job = self.queue[0]
-        fits = self.window.can_admit(self.running_slots, job.slots)
-        probing = self._probe_go and not fits
+        if self.coordination is None:
+            fits = self.window.can_admit(self.running_slots, job.slots)
+        else:  # the shared window decides; this process keeps its own cap
+            fits = self.running_slots == 0 or self.running_slots + job.slots <= self.max_running
+        probing = self.probe.go and not fits
         if not (fits or probing):
             return None
-        self._probe_go = False
+        self.probe.go = False
         if not self.reserve(job):
             if self.running_slots == 0:
                 self.halt(
@@ -442,7 +497,36 @@ class Admission:
         self.creates_in_flight -= 1
         self.poke()
 
-    async def probe_loop(self) -> None:
+
+class SlotProbe:
+    """The slot probe: one create past the window when tasks have probably ended unnoticed.
+
+    Args:
+        gate: The admission it serves (its queue, slots, window and pacing).
+        running: The watcher's view of the running tasks.
+        results: Tells when the batch is finished.
+        probe_slots: Probe past ``max_running`` too.
+        threshold: Expected freed slots at which a probe goes out.
+    """
+
+    def __init__(
+        self,
+        gate: Admission,
+        running: RunningView,
+        results: Results,
+        probe_slots: bool,
+        threshold: float,
+    ) -> None:
+        self._gate = gate
+        self._running = running
+        self._results = results
+        self._past_max = probe_slots
+        self._threshold = threshold
+        #: The admission loop may pass the window once.
+        self.go = False
+        self.wake = Wake()
+
+    async def loop(self) -> None:
         """Send a probing create when running tasks have probably freed a slot unnoticed.
 
         A task that ended frees its slot at once on the server, but the batch only
@@ -452,34 +536,36 @@ class Admission:
         proves none of the tasks ended yet.
         """
         while not self._results.finished():
-            await self._probe_wake.wait(self._probe_check())
+            await self.wake.wait(self.check())
 
-    def _probe_check(self) -> float | None:
+    def check(self) -> float | None:
         """Decide on a probe now; return seconds until the next check (``None``: on wake)."""
+        gate = self._gate
         if (
-            self.halted is not None
-            or not self.queue
-            or self._probe_go
-            or self.creates_in_flight
+            gate.halted is not None
+            or not gate.queue
+            or self.go
+            or gate.creates_in_flight
+            or gate.coordination is not None  # a lease is the only way past the window
             or self._running.running_count() > _PROBE_MAX_RUNNING
         ):
             return None
         now = time.monotonic()
-        if now < self.pacing.not_before:
-            return self.pacing.not_before - now
-        job = self.queue[0]
-        if self.window.can_admit(self.running_slots, job.slots):
+        if now < gate.pacing.not_before:
+            return gate.pacing.not_before - now
+        job = gate.queue[0]
+        if gate.window.can_admit(gate.running_slots, job.slots):
             return None  # the admission loop takes it
-        ceiling = self.max_running + (job.slots if self._probe_slots else 0)
-        if self.running_slots + job.slots > ceiling:
+        ceiling = gate.max_running + (job.slots if self._past_max else 0)
+        if gate.running_slots + job.slots > ceiling:
             return None
         expected, rate = self._running.expected_freed(now)
         # Slots already taken by earlier successful probes are spoken for.
-        expected -= max(0, self.confirmed_slots - self.window.limit)
-        if expected >= self._probe_threshold:
-            self._probe_go = True
-            self.wake.set()
+        expected -= max(0, gate.confirmed_slots - gate.window.limit)
+        if expected >= self._threshold:
+            self.go = True
+            gate.wake.set()
             return None
         if rate <= 0:
             return None  # nothing learned yet: completions and polls will wake us
-        return min(max((self._probe_threshold - expected) / rate, 1e-3), _PROBE_MAX_WAIT)
+        return min(max((self._threshold - expected) / rate, 1e-3), _PROBE_MAX_WAIT)

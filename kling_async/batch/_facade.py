@@ -187,6 +187,12 @@ class Batch:
             journal = self._open_journal()
             stack.callback(journal.close)
             stages = self._stages = _Stages(self, journal)
+            await stages.admission.coordinate(  # closed after the task group, by the stack
+                self.options.coordinate,
+                config=self._session.config,
+                stack=stack,
+                planner=stages.watch.planner,
+            )
             self._results = stages.results
             self._started = time.monotonic()
             stack.callback(stages.after_close)

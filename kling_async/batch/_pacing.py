@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 
 from .._backoff import backoff_delay, is_testing
 from .._config import RetryPolicy
@@ -80,6 +81,8 @@ class Pacing:
         self.not_before = 0.0
         #: Requests refused with 1302/429 that reached the batch.
         self.limited_1302 = 0
+        #: Told the length of every 1302 pause (a shared store pauses other processes).
+        self.on_throttled: Callable[[float], None] | None = None
 
     def retry_delay(self, attempt: int) -> float:
         """Backoff before retry ``attempt`` (the session's retry bounds, jittered).
@@ -119,7 +122,10 @@ class Pacing:
             retry_after: The server's hint, if any.
         """
         self.limited_1302 += 1
-        self.limiter.pause(self.server_delay(retry_after))
+        delay = self.server_delay(retry_after)
+        self.limiter.pause(delay)
+        if self.on_throttled is not None:
+            self.on_throttled(delay)
 
     def pause(self, attempt: int, retry_after: float | None) -> None:
         """Hold every admission for a backoff (and at least the server's hint).

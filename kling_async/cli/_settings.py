@@ -3,7 +3,10 @@
 Flags win over ``KLING_*`` environment variables. When the gateway refuses the
 settings (a wrong key, a wrong endpoint path, a base URL that is not the gateway),
 :func:`settings_problem` turns the typed error into a sentence naming the setting
-to fix; the commands then exit 2.
+to fix; the commands then exit 2. ``--coordinate`` (or ``KLING_COORDINATE``) names
+the Redis through which several processes share one account's slots;
+:func:`open_coordination_store` opens it and :func:`coordination_message` says in
+one line (password hidden) why it could not be used.
 """
 
 from __future__ import annotations
@@ -28,18 +31,26 @@ from .._errors import (
     AuthenticationError,
     ConfigurationError,
     ConnectError,
+    KlingError,
     NotFoundError,
     ResponseDecodeError,
 )
+from .._slots import account_key_of
+from ..coordination import DEFAULT_LEASE_TTL, SlotStore, open_store, redact_url
 from ._common import PROG, positive_float
 
 __all__ = [
+    "ENV_COORDINATE",
     "SettingsProblem",
     "add_connection_arguments",
+    "add_coordination_arguments",
     "add_poll_arguments",
     "add_time_scale_argument",
     "config_from_args",
     "configuration_message",
+    "coordination_message",
+    "coordination_url",
+    "open_coordination_store",
     "scaled_poll_policy",
     "scaled_retry_policy",
     "settings_problem",
@@ -48,6 +59,8 @@ __all__ = [
 
 #: The gateway's code for "no such method" (a route the gateway does not have).
 _NO_SUCH_ROUTE = 1202
+#: The environment variable naming the coordination store (``--coordinate``).
+ENV_COORDINATE = "KLING_COORDINATE"
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +90,103 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help=f"turbo host (default: ${ENV_TURBO_BASE_URL}, else --base-url when given, "
         "else the public turbo gateway)",
+    )
+
+
+def add_coordination_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--coordinate URL`` and ``--lease-ttl S``.
+
+    Args:
+        parser: A command's parser.
+    """
+    group = parser.add_argument_group("coordination (several processes or hosts, one account)")
+    group.add_argument(
+        "--coordinate",
+        metavar="URL",
+        help="share the account's concurrency slots, admission window, pauses and learned "
+        "task durations with every process using the same API key and this Redis "
+        "(redis://[:password@]host:6379/0, rediss:// or unix://; needs the redis extra); "
+        f"'' turns it off (default: ${ENV_COORDINATE}, else this process alone)",
+    )
+    group.add_argument(
+        "--lease-ttl",
+        type=positive_float,
+        default=DEFAULT_LEASE_TTL,
+        metavar="S",
+        help="seconds a crashed process keeps its shared slots before they expire; renewed "
+        "every third of it while its tasks run (default: %(default)g)",
+    )
+
+
+def coordination_url(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The coordination store's URL: ``--coordinate``, else ``KLING_COORDINATE``.
+
+    Args:
+        args: Parsed arguments.
+        environ: Environment (default ``os.environ``).
+
+    Returns:
+        The URL, or ``None`` to keep the slots in this process (an empty flag wins
+        over the variable).
+    """
+    flag = getattr(args, "coordinate", None)
+    if flag is not None:
+        return flag.strip() or None
+    env = os.environ if environ is None else environ
+    return env.get(ENV_COORDINATE, "").strip() or None
+
+
+async def open_coordination_store(
+    url: str, *, config: ClientConfig, max_running: int, lease_ttl: float = DEFAULT_LEASE_TTL
+) -> SlotStore:
+    """Open the shared store and check that it answers, before anything is sent.
+
+    The account is named by a fingerprint of the configured key (never the key).
+    After a Redis restart without persistence, admissions wait half a lease TTL
+    for every live process to re-register its leases.
+
+    Args:
+        url: The store's URL.
+        config: The configuration (names the account).
+        max_running: This process's cap on slots.
+        lease_ttl: Seconds a lease lives without renewal.
+
+    Returns:
+        The open store; close it with ``aclose()``.
+
+    Raises:
+        ConfigurationError: The URL is unusable or the ``redis`` extra is missing.
+        CoordinationUnavailableError: Redis did not answer.
+    """
+    return await open_store(
+        url,
+        account_key=account_key_of(config),
+        max_capacity=max_running,
+        lease_ttl=lease_ttl,
+        recount_grace=lease_ttl / 2,
+    )
+
+
+def coordination_message(url: str, exc: KlingError) -> str:
+    """One line on a coordination store that cannot be used, its password hidden.
+
+    Args:
+        url: The URL as given.
+        exc: What opening it raised.
+
+    Returns:
+        The line, naming the URL and the setting.
+    """
+    safe = redact_url(url)
+    detail = " ".join(str(exc).split())
+    password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    if password:
+        detail = detail.replace(password, "***")
+    return (
+        f"cannot use the coordination store {safe}: {detail} "
+        f"(check --coordinate / {ENV_COORDINATE}; nothing was sent)"
     )
 
 

@@ -17,6 +17,11 @@ while the folder holds results of an earlier run, is refused (exit 2) before
 anything is sent: starting afresh would pay for every job again. ``--shard K/N``
 runs the part of the file whose keys hash to K (see :mod:`._shard`), with its own
 journal and results file in the same folder.
+
+``--coordinate redis://...`` (or ``KLING_COORDINATE``) makes several processes, on
+one host or many, share the account's slots through Redis: checked before anything
+is sent (unreachable: one line naming the URL, password hidden, exit 2); lost
+mid-run, admissions wait for it while created tasks are still followed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from .._errors import ConfigurationError, KlingError
 from .._journal import JournalCorruptError, JournalLockedError, JournalMismatchError
 from .._session import KlingSession
 from ..batch import Batch, Event, EventKind, JobResult
+from ..coordination import CoordinationError, SlotStore
 from ._attempts import prepare_attempts
 from ._common import (
     EXIT_BAD_INPUT,
@@ -53,9 +59,13 @@ from ._progress import Mode, ProgressReporter
 from ._results import BatchOutcome, print_batch_summary, write_results
 from ._settings import (
     add_connection_arguments,
+    add_coordination_arguments,
     add_poll_arguments,
     config_from_args,
     configuration_message,
+    coordination_message,
+    coordination_url,
+    open_coordination_store,
     settings_problem,
 )
 from ._shard import Shard, parse_shard
@@ -362,6 +372,27 @@ async def run(args: argparse.Namespace, *, handle_interrupts: bool = False) -> i
         return plan
     if not plan.jobs:
         return _empty_shard(plan)
+    url = coordination_url(args)
+    store: SlotStore | None = None
+    if url is not None:
+        try:
+            store = await open_coordination_store(
+                url, config=plan.config, max_running=args.max_running, lease_ttl=args.lease_ttl
+            )
+        except (CoordinationError, ConfigurationError) as exc:
+            error(coordination_message(url, exc))
+            return EXIT_BAD_INPUT
+    try:
+        return await _run_plan(args, plan, store, handle_interrupts=handle_interrupts)
+    finally:
+        if store is not None:
+            await store.aclose()
+
+
+async def _run_plan(
+    args: argparse.Namespace, plan: _Plan, store: SlotStore | None, *, handle_interrupts: bool
+) -> int:
+    """Run a checked plan (``store``: the open coordination store, if any)."""
     refused = _start_attempts(args, plan)
     if refused is not None:
         return refused
@@ -381,6 +412,7 @@ async def run(args: argparse.Namespace, *, handle_interrupts: bool = False) -> i
         "journal": plan.journal,
         "download_dir": None if args.no_download else plan.out,
         "max_units": args.max_units,
+        "coordinate": store,
     }
     interrupts = Interrupts()
     with handle_signals(interrupts, enabled=handle_interrupts):
@@ -531,5 +563,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="seconds between plain progress lines (default: %(default)s)",
     )
     add_connection_arguments(parser)
+    add_coordination_arguments(parser)
     add_poll_arguments(parser)
     return parser

@@ -36,6 +36,7 @@ and once per process, in the task group that owns the store,
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
 from ._contract import (
@@ -57,7 +58,9 @@ from ._helpers import (
     window_capacity,
 )
 from ._memory import InProcessSlotStore
-from ._redis import RedisSlotStore
+
+if TYPE_CHECKING:
+    from ._redis import RedisSlotStore
 
 __all__ = [
     "DEFAULT_CLAIM_TTL",
@@ -82,6 +85,16 @@ __all__ = [
 
 #: URL schemes :func:`open_store` accepts for Redis.
 SCHEMES = ("redis", "rediss", "unix")
+
+
+def __getattr__(name: str) -> Any:
+    # The Redis store loads redis-py (a tenth of a second): only when asked for, so
+    # that ``import kling_async`` stays as quick without coordination as before.
+    if name == "RedisSlotStore":
+        from ._redis import RedisSlotStore
+
+        return RedisSlotStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def open_store(
@@ -126,6 +139,8 @@ async def open_store(
         raise ConfigurationError(
             f"coordination URL {redact_url(url)} must start with redis://, rediss:// or unix://"
         )
+    from ._redis import RedisSlotStore
+
     store = RedisSlotStore(
         url,
         account_key=account_key,
