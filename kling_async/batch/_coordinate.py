@@ -329,8 +329,8 @@ async def open_coordination(
     *,
     config: ClientConfig,
     max_running: int,
-    planner: PollPlanner | None,
     stack: contextlib.AsyncExitStack,
+    planner: PollPlanner | None = None,
 ) -> Coordination | None:
     """Turn ``BatchOptions.coordinate`` into a :class:`Coordination` (or ``None``).
 
