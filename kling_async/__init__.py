@@ -107,6 +107,7 @@ from ._task import (
 )
 from ._transport import AiohttpTransport, HTTPRequest, HTTPResponse, Transport
 from ._validation import KlingWarning, validate_payload, validate_request
+from ._webapp import graceful_shutdown, wait_for_signal
 from ._webhooks import sign as sign_webhook
 from ._webhooks import verify as verify_webhook
 from .batch import (
@@ -236,11 +237,13 @@ __all__ = [
     "encode_file",
     "encode_image",
     "endpoint_for",
+    "graceful_shutdown",
     "image_info",
     "set_testing",
     "sign_webhook",
     "validate_payload",
     "validate_request",
     "verify_webhook",
+    "wait_for_signal",
     "write_report",
 ]

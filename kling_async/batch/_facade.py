@@ -59,8 +59,8 @@ from ._job import Job, JobHandle
 from ._options import BatchOptions
 from ._poller import Poller, PollItem
 from ._ports import JournalPort, NullJournal, SessionPort
-from ._results import Results
-from ._values import BatchSummary, JobResult, NotStartedError, Submission
+from ._results import LatencySample, ResultIterator, Results, percentile
+from ._values import BatchSummary, JobResult, NotStartedError, Submission, empty_summary
 from ._watch import Watch
 
 if TYPE_CHECKING:
@@ -72,13 +72,6 @@ logger = logging.getLogger("kling_async")
 
 _CREATE_WORKERS = 16
 _POLL_WORKERS = 32
-
-
-def _percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 def _only(raised: BaseException, original: BaseException) -> bool:
@@ -93,22 +86,6 @@ def _only(raised: BaseException, original: BaseException) -> bool:
         elif error is not original and not isinstance(error, cancelled):
             return False
     return True
-
-
-class _ResultIterator:
-    """``async for`` over a batch: yields results until no job is outstanding."""
-
-    def __init__(self, results: Results) -> None:
-        self._results = results
-
-    def __aiter__(self) -> _ResultIterator:
-        return self
-
-    async def __anext__(self) -> JobResult:
-        result = await self._results.queue.get(self._results.ended)
-        if result is None:
-            raise StopAsyncIteration
-        return result
 
 
 class Batch:
@@ -201,6 +178,8 @@ class Batch:
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.push_async_exit(stages.before_close(tg))
             stages.start(tg)
+            if self.options.resume_unfinished:
+                tg.start_soon(stages.intake.look_up, stages.intake.resume_unfinished())
             self._stack = stack.pop_all()
         return self
 
@@ -258,7 +237,7 @@ class Batch:
             TypeError: ``request`` is not a task-creating request model.
         """
         stages = self._require_open()
-        return JobHandle(stages.intake.submit(key, request))
+        return JobHandle(stages.intake.submit(key, request), stages.intake.cancel)
 
     def submit_all(self, items: Iterable[Submission] | AsyncIterable[Submission]) -> None:
         """Add many jobs, consumed lazily as capacity frees.
@@ -290,7 +269,7 @@ class Batch:
         """
         if self._results is None:
             raise RuntimeError("iterate inside `async with session.batch(...) as batch:`")
-        return _ResultIterator(self._results)
+        return ResultIterator(self._results)
 
     def stop_admitting(self, reason: str = "stopped") -> None:
         """Create nothing more: jobs not yet sent end ``not_started``.
@@ -307,6 +286,63 @@ class Batch:
                 NotStartedError(f"admissions stopped ({reason})", reason=reason)
             )
 
+    async def drain(self, timeout: float | None = None) -> int:  # noqa: ASYNC109
+        """Stop admitting, then wait for the jobs in flight to end (a graceful shutdown).
+
+        Queued jobs end ``not_started`` at once and are journaled so (never created,
+        never paid; a later run creates them when they are submitted again), and
+        lazy sources are read no further. Tasks already created keep being watched
+        (callbacks included: keep serving the receiver meanwhile) and their outputs
+        downloaded until they end or ``timeout`` passes. Whatever is still running
+        then stays ``created`` in the journal, and leaving the ``async with`` block
+        no longer waits for it: the next batch opened on the journal picks it up
+        (``resume_unfinished=True``, or the same jobs submitted again).
+
+        Args:
+            timeout: Seconds to wait at most (``None``: until every job ends).
+
+        Returns:
+            Jobs still unfinished (``0``: every job ended).
+
+        Raises:
+            RuntimeError: The batch is not open.
+        """
+        stages = self._stages
+        if stages is None or not stages.results.open:
+            raise RuntimeError("drain inside `async with session.batch(...) as batch:`")
+        self.stop_admitting("draining")
+        stages.intake.stop_reading()
+        with anyio.move_on_after(timeout):
+            await stages.results.wait_idle()
+        left = stages.results.outstanding
+        if left:
+            stages.abandon = True
+            logger.warning("batch drained with %d jobs unfinished; they stay in the journal", left)
+        return left
+
+    async def resume_unfinished(self) -> int:
+        """Watch, download and yield every job the journal holds as created but not finished.
+
+        The same as opening the batch with ``resume_unfinished=True``: for a batch
+        reopened on a journal after an abrupt end (SIGTERM, a crash), without
+        submitting its jobs again. Nothing is created: tasks that exist are
+        followed to their end and their outputs fetched; a create an earlier run
+        never saw answered is looked up by its external id first. Their results
+        come out of ``async for`` like any other (the request is the one recorded,
+        base64 values replaced by placeholders); submitting one of these keys again
+        returns the same job's handle. Jobs never sent are not resumed: submit them.
+
+        Returns:
+            How many jobs were taken up.
+
+        Raises:
+            RuntimeError: The batch is not open.
+        """
+        stages = self._require_open()
+        taken = stages.intake.resume_unfinished()
+        await stages.intake.look_up(taken)
+        return len(taken)
+
     def summary(self) -> BatchSummary:
         """Counts, units, requests and latencies so far.
 
@@ -315,7 +351,7 @@ class Batch:
         """
         stages = self._stages
         if stages is None:
-            return _empty_summary()
+            return empty_summary()
         results, watch, create = stages.results, stages.watch, stages.create
         admission = stages.admission
         latencies = sorted(watch.latencies)
@@ -338,40 +374,14 @@ class Batch:
             concurrency_limited=admission.limited_1303,
             rate_limited=admission.pacing.limited_1302,
             max_running=admission.max_running_seen,
-            latency_p50=_percentile(latencies, 0.50),
-            latency_p90=_percentile(latencies, 0.90),
-            latency_p95=_percentile(latencies, 0.95),
-            latency_p99=_percentile(latencies, 0.99),
+            latency_p50=percentile(latencies, 0.50),
+            latency_p90=percentile(latencies, 0.90),
+            latency_p95=percentile(latencies, 0.95),
+            latency_p99=percentile(latencies, 0.99),
             wall_time=time.monotonic() - self._started,
             halted=str(halted) if halted is not None and halted.reason in HALTS else None,
             unknown=results.unknown,
         )
-
-
-def _empty_summary() -> BatchSummary:
-    return BatchSummary(
-        jobs=0,
-        succeeded=0,
-        failed=0,
-        errors=0,
-        not_started=0,
-        resumed=0,
-        units=0.0,
-        creates=0,
-        status_requests=0,
-        lookups=0,
-        downloads=0,
-        tasks_polled=0,
-        polls_per_task=0.0,
-        concurrency_limited=0,
-        rate_limited=0,
-        max_running=0,
-        latency_p50=None,
-        latency_p90=None,
-        latency_p95=None,
-        latency_p99=None,
-        wall_time=0.0,
-    )
 
 
 class _Stages:
@@ -423,6 +433,7 @@ class _Stages:
             results=self.results,
             deliver=self.fetch.submit if self.fetch is not None else None,
         )
+        self.watch.latencies = LatencySample(random.Random(options.seed))
         patience = options.lookup_patience
         if patience is None:
             patience = 5 * config.retry.reconcile_grace
@@ -458,7 +469,11 @@ class _Stages:
             watch=self.watch,
             fetch=self.fetch,
             results=self.results,
+            session=session,
+            durable=options.journal is not None,
+            max_buffered=options.max_buffered_results,
         )
+        self.abandon = False  # a drain timed out: leaving the block does not wait
         self._downloads = options.max_download_concurrency
         self.results.when_done(self._on_done)
 
@@ -469,7 +484,7 @@ class _Stages:
     def _wake_intake(self) -> None:
         intake = getattr(self, "intake", None)
         if intake is not None:
-            intake.wake.set()
+            intake.on_room()
 
     def _halt(self, reason: NotStartedError) -> None:
         self.admission.halt(reason)
@@ -517,7 +532,7 @@ class _Stages:
             tb: TracebackType | None,
         ) -> bool:
             del exc_type, tb
-            if exc is None:
+            if exc is None and not self.abandon:
                 self.results.closing = True
                 self.results.check_done()
             else:

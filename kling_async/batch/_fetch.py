@@ -1,5 +1,12 @@
 """The fetch stage: save every output of a succeeded task before its result is yielded.
 
+Files are named by job key (:func:`~kling_async._filenames.output_name`):
+``OUT/{key}.mp4`` for a single output, ``OUT/{key}-{n}.png`` for several, with
+keys that are not safe file names sanitized and hashed. Every download must land
+inside the output folder. Should a name already be taken by another job's file
+(job ``a`` with several outputs and job ``a-1`` with one), the output keeps its
+task-based name (:attr:`~kling_async.OutputFile.name`) instead of overwriting it.
+
 A fixed pool of download workers reads jobs from an unbounded stream (the watcher
 never waits for a download to start). A file already saved in an earlier run is
 kept when its size and hash still match the journal's record (checked in a worker
@@ -23,9 +30,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._download import DownloadedFile, file_sha256
 from .._errors import DownloadError, TransportError, URLExpiredError
+from .._filenames import output_name
 from .._journal import JournalFile
 from .._ratelimit import RateLimiter
-from .._task import Task
+from .._task import OutputFile, Task
 from ._job import Job, Phase
 from ._ports import JournalPort, SessionPort
 from ._results import Results
@@ -98,6 +106,7 @@ class Fetch:
         self._results = results
         self._rewatch = rewatch
         self._send: MemoryObjectSendStream[Job] | None = None
+        self._writing: set[Path] = set()  # files being downloaded now (names claimed)
         # Figures.
         self.downloads = 0
         self.status_requests = 0
@@ -170,15 +179,19 @@ class Fetch:
         index = 0
         while index < len(job.task.files):
             output = job.task.files[index]
-            path = self.directory / output.name
             known = recorded.get(index)
-            if known is not None and await anyio.to_thread.run_sync(_intact, path, known):
-                saved.append(recorded_file(known, path=path))
+            kept = await self._kept(job.key, index, len(job.task.files), output, known)
+            if kept is not None:
+                saved.append(kept)
                 index += 1
                 continue
+            path = await self._target(job.key, index, len(job.task.files), output, known)
             try:
                 file = await self._session.download_url(
-                    output.url, path, expected_sha256=known.sha256 if known else None
+                    output.url,
+                    path,
+                    expected_sha256=known.sha256 if known else None,
+                    within=self.directory,
                 )
             except (DownloadError, TransportError) as exc:
                 # Expired, revoked or failing URL: ask the gateway for fresh URLs once
@@ -190,6 +203,8 @@ class Fetch:
                 self._results.emit(EventKind.RETRIED, job, detail=f"result URL {why}; refreshed")
                 job.task = await self._refresh(job, job.task)
                 continue
+            finally:
+                self._writing.discard(path)
             if not file.skipped:
                 self.downloads += 1
             self._journal.add_file(
@@ -204,6 +219,39 @@ class Fetch:
             saved.append(file)
             index += 1
         return tuple(saved)
+
+    def _by_key(self, key: str, index: int, count: int, output: OutputFile) -> Path:
+        return self.directory / output_name(key, index, count, Path(output.name).suffix)
+
+    async def _kept(
+        self, key: str, index: int, count: int, output: OutputFile, known: JournalFile | None
+    ) -> DownloadedFile | None:
+        """The file an earlier run saved, when it is still intact (size and sha256)."""
+        if known is None:
+            return None
+        for path in dict.fromkeys((self._by_key(key, index, count, output), known.path)):
+            if await anyio.to_thread.run_sync(_intact, path, known):
+                return recorded_file(known, path=path)
+        return None
+
+    async def _target(
+        self, key: str, index: int, count: int, output: OutputFile, known: JournalFile | None
+    ) -> Path:
+        """Where to save an output (claimed in ``_writing``): by key, unless that is taken.
+
+        Taken means another download of this batch claimed the name, or a file
+        that the journal does not record as this output's already has it.
+        """
+        path = self._by_key(key, index, count, output)
+        if path not in self._writing:
+            self._writing.add(path)  # claimed before any await: no other job may take it
+            ours = known is not None and known.path == path  # recorded: refreshed in place
+            if ours or not await anyio.to_thread.run_sync(path.exists):
+                return path
+            self._writing.discard(path)
+        fallback = self.directory / output.name
+        self._writing.add(fallback)
+        return fallback
 
     async def _refresh(self, job: Job, task: Task) -> Task:
         """Query the task again for fresh URLs (or to learn it has not ended)."""

@@ -7,7 +7,7 @@ belongs to the stage named beside it, and only that stage writes them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -39,6 +39,7 @@ class Job:
 
     __slots__ = (
         "callbacks",
+        "cancelled",
         "clean",
         "create_rounds",
         "created_at",
@@ -96,6 +97,7 @@ class Job:
         self.entry: JournalEntry | None = None
         self.phase = Phase.QUEUED
         self.task: Task | None = None
+        self.cancelled = False  # its submitter cancelled it before it was sent
         # Admission.
         self.reserved: float | None = None
         self.reserved_set = False
@@ -131,13 +133,18 @@ class JobHandle:
 
     ``await handle`` returns the succeeded task, or raises the job's error
     (:class:`TaskFailedError` when the task failed). :meth:`wait` returns the
-    whole :class:`JobResult` instead.
+    whole :class:`JobResult` instead; :meth:`cancel` withdraws a job not sent yet.
+
+    Args:
+        job: The batch's record of the job.
+        cancel: What withdraws it from the batch's queue (``None``: never possible).
     """
 
-    __slots__ = ("_job",)
+    __slots__ = ("_cancel", "_job")
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, cancel: Callable[[Job], bool] | None = None) -> None:
         self._job = job
+        self._cancel = cancel
 
     def __repr__(self) -> str:
         return f"JobHandle(key={self._job.key!r}, done={self.done()})"
@@ -172,6 +179,23 @@ class JobHandle:
         if self._job.result is None:
             raise RuntimeError(f"job {self._job.key!r} has not ended yet")
         return self._job.result
+
+    def cancel(self) -> bool:
+        """Withdraw the job if nothing has been sent for it yet.
+
+        A queued job is removed: it is never created and never paid for, and ends
+        ``not_started`` with a :class:`NotStartedError` whose ``reason`` is
+        ``cancelled`` (journaled as not started, so running the batch again with
+        the same job creates it). Once its create has been sent (or may have been,
+        in an earlier run) it is too late: the task is followed to its end as usual.
+
+        Returns:
+            ``True`` when the job was withdrawn; ``False`` when it was already sent,
+            may have been sent, or has ended.
+        """
+        if self._cancel is None or self._job.result is not None:
+            return False
+        return self._cancel(self._job)
 
     async def wait(self) -> JobResult:
         """Wait until the job ends.

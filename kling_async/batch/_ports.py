@@ -95,8 +95,9 @@ class SessionPort(Protocol):
         *,
         expected_size: int | None = ...,
         expected_sha256: str | None = ...,
+        within: str | Path | None = ...,
     ) -> DownloadedFile:
-        """Save one result URL to a file."""
+        """Save one result URL to a file (inside ``within`` when given)."""
         ...
 
 

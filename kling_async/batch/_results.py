@@ -7,11 +7,17 @@ when the batch has nothing left to do.
 Several readers may iterate one batch at the same time. Each result goes to
 exactly one of them: readers waiting for a result are served in the order they
 started waiting, and each sees the end when the batch has no job left.
+
+Nothing here outlives its delivery: a result leaves the queue when a reader takes
+it, and the batch keeps no record of an ended job (the journal has it), so a batch
+kept open for days holds only the jobs in flight and the results not yet read.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,7 +37,10 @@ from ._values import (
     NotStartedError,
 )
 
-__all__ = ["ResultQueue", "Results"]
+__all__ = ["LatencySample", "ResultIterator", "ResultQueue", "Results", "percentile"]
+
+#: Latencies kept for the summary's percentiles (a uniform sample beyond that).
+LATENCY_SAMPLE = 4096
 
 logger = logging.getLogger("kling_async")
 
@@ -54,9 +63,16 @@ class ResultQueue:
     def __init__(self) -> None:
         self._items: deque[JobResult] = deque()
         self._readers: deque[_Reader] = deque()
+        #: Called whenever a reader takes a result (frees room under a bound).
+        self.on_taken: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def _taken(self, result: JobResult) -> JobResult:
+        if self.on_taken is not None:
+            self.on_taken()
+        return result
 
     def put(self, result: JobResult) -> None:
         """Hand a result to the longest-waiting reader, or keep it for the next one.
@@ -89,7 +105,7 @@ class ResultQueue:
         """
         while True:
             if self._items and not self._readers:
-                return self._items.popleft()
+                return self._taken(self._items.popleft())
             if not self._items and ended():
                 return None
             reader = _Reader()
@@ -105,7 +121,7 @@ class ResultQueue:
                 self._serve()
                 raise
             if reader.item is not None:
-                return reader.item
+                return self._taken(reader.item)
 
 
 class Results:
@@ -139,6 +155,9 @@ class Results:
         self.done = anyio.Event()
         self.unfinished: set[Job] = set()
         self._on_done: list[Callable[[], None]] = []
+        self._idle_waiters: list[anyio.Event] = []
+        #: Called with each job as it ends (the intake forgets it).
+        self.on_finish: Callable[[Job], None] | None = None
 
     # --- the batch's state ------------------------------------------------------------
 
@@ -183,11 +202,21 @@ class Results:
         """
         return self.idle() or not self.open
 
+    async def wait_idle(self) -> None:
+        """Wait until no job is outstanding and no source has items left."""
+        while not self.idle():
+            event = anyio.Event()
+            self._idle_waiters.append(event)
+            await event.wait()
+
     def check_done(self) -> None:
         """Wake readers when idle; mark the batch done when it is also closing."""
         if not self.idle():
             return
         self.queue.wake_all()
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for event in waiters:
+            event.set()
         if self.closing and not self.done.is_set():
             self.done.set()
             for callback in self._on_done:
@@ -235,6 +264,8 @@ class Results:
             self.resumed += 1
         self.unfinished.discard(job)
         self.outstanding -= 1
+        if self.on_finish is not None:
+            self.on_finish(job)
         if status == "not_started":
             self.emit(EventKind.NOT_STARTED, job, error=error)
         elif status == "error" and not resumed:
@@ -319,3 +350,71 @@ class Results:
             hook(event)
         except Exception:
             logger.exception("on_event hook raised for %s of job %r; ignored", kind.value, job.key)
+
+
+class LatencySample(list[float]):
+    """Latencies for the summary's percentiles: all up to a bound, then a uniform sample.
+
+    Past the bound, reservoir sampling keeps each latency seen with equal
+    probability, so a batch open for a million jobs keeps a few thousand floats.
+
+    Args:
+        rng: Chooses which values the sample keeps.
+        size: The most values kept.
+    """
+
+    def __init__(self, rng: random.Random, size: int = LATENCY_SAMPLE) -> None:
+        super().__init__()
+        self._rng = rng
+        self._size = size
+        self.seen = 0
+
+    def append(self, value: float) -> None:
+        """Count ``value`` in, keeping it with the probability reservoir sampling gives.
+
+        Args:
+            value: Seconds.
+        """
+        self.seen += 1
+        if len(self) < self._size:
+            super().append(value)
+            return
+        slot = self._rng.randrange(self.seen)
+        if slot < self._size:
+            self[slot] = value
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted values (nearest rank), ``None`` when there are none.
+
+    Args:
+        sorted_values: Values in ascending order.
+        q: The quantile, in ``[0, 1]``.
+
+    Returns:
+        The value, or ``None``.
+    """
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+class ResultIterator:
+    """``async for`` over a batch: yields results until no job is outstanding.
+
+    Args:
+        results: The batch's results stage.
+    """
+
+    def __init__(self, results: Results) -> None:
+        self._results = results
+
+    def __aiter__(self) -> ResultIterator:
+        return self
+
+    async def __anext__(self) -> JobResult:
+        result = await self._results.queue.get(self._results.ended)
+        if result is None:
+            raise StopAsyncIteration
+        return result

@@ -45,7 +45,9 @@ class NotStartedError(KlingError):
         reason: ``budget``, ``fail_fast``, ``key`` (the API key was refused),
             ``route`` (the endpoint path or base URL is wrong), ``connect`` (the
             gateway cannot be reached), ``account`` (the account cannot take paid
-            work), or the reason given to :meth:`Batch.stop_admitting`.
+            work), ``cancelled`` (:meth:`JobHandle.cancel`), ``resume`` (a job
+            resumed from the journal whose create never reached the gateway), or
+            the reason given to :meth:`Batch.stop_admitting`.
         setting: For ``key``, ``route`` and ``connect``, the setting to fix
             (``KLING_API_KEY``, ``KLING_ENDPOINT_PATH / KLING_BASE_URL``,
             ``KLING_BASE_URL``); ``None`` otherwise.
@@ -226,3 +228,34 @@ class BatchSummary:
     wall_time: float
     halted: str | None = None
     unknown: int = 0
+
+
+def empty_summary() -> BatchSummary:
+    """The figures of a batch that has not started: every count zero.
+
+    Returns:
+        The summary.
+    """
+    return BatchSummary(
+        jobs=0,
+        succeeded=0,
+        failed=0,
+        errors=0,
+        not_started=0,
+        resumed=0,
+        units=0.0,
+        creates=0,
+        status_requests=0,
+        lookups=0,
+        downloads=0,
+        tasks_polled=0,
+        polls_per_task=0.0,
+        concurrency_limited=0,
+        rate_limited=0,
+        max_running=0,
+        latency_p50=None,
+        latency_p90=None,
+        latency_p95=None,
+        latency_p99=None,
+        wall_time=0.0,
+    )
