@@ -91,6 +91,11 @@ async def graceful_shutdown(
     Returns:
         Jobs still unfinished when the app closed (``0``: every job ended). They
         stay in the batch's journal as created.
+
+    Call it where ``runner.setup()`` was awaited: in the same task, and not inside
+    a task group or cancel scope (``anyio.fail_after``...) entered since. The
+    batch's task group, entered by the app's cleanup context during setup, must be
+    left at the level where it was entered.
     """
     from aiohttp import web
 

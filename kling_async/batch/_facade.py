@@ -239,6 +239,25 @@ class Batch:
         stages = self._require_open()
         return JobHandle(stages.intake.submit(key, request), stages.intake.cancel)
 
+    def job(self, key: str) -> JobHandle | None:
+        """The handle of a job in flight in this batch (submitted, or resumed from the journal).
+
+        A web app's status route can answer from it without keeping handles of its
+        own. Once a job has ended the batch forgets it; with a journal, its row
+        (``batch.journal.get(key)``) says how it ended.
+
+        Args:
+            key: The job's key.
+
+        Returns:
+            The handle, or ``None`` when no such job is in flight.
+        """
+        if self._stages is None:
+            return None
+        intake = self._stages.intake
+        found = intake.live(key)
+        return None if found is None else JobHandle(found, intake.cancel)
+
     def submit_all(self, items: Iterable[Submission] | AsyncIterable[Submission]) -> None:
         """Add many jobs, consumed lazily as capacity frees.
 

@@ -134,6 +134,24 @@ def _job_of(entry: JournalEntry, *, callbacks: bool) -> Job | None:
     return job
 
 
+async def _find(session: SessionPort, job: Job, admission: Admission) -> Task | Exception:
+    """The task carrying the job's external id, or why it could not be had."""
+    try:
+        return await session.get(
+            job.endpoint, external_task_id=job.external_id, limiter=admission.limiter
+        )
+    except Exception as exc:  # judged by the caller
+        return exc
+
+
+def _never_sent(job: Job) -> NotStartedError:
+    return NotStartedError(
+        f"job {job.key!r} was resumed but no task carries its external id: its create "
+        "never reached the gateway (submit it again to create it)",
+        reason="resume",
+    )
+
+
 def _split(item: Any) -> tuple[str | None, Any]:
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
         return item[0], item[1]
@@ -190,6 +208,10 @@ class Intake:
         self.wake = Wake()
         results.on_finish = self._forget
         results.queue.on_taken = self.on_room
+
+    def live(self, key: str) -> Job | None:
+        """The job in flight under ``key``, or ``None``."""
+        return self._live.get(key)
 
     def _taken(self, key: str) -> bool:
         return key in self._live or (self._ended is not None and key in self._ended)
@@ -384,21 +406,13 @@ class Intake:
         for job in jobs:
             if job.phase is not Phase.CREATING or job.task is not None:
                 continue
-            try:
-                task = await self._session.get(
-                    job.endpoint, external_task_id=job.external_id, limiter=self._admission.limiter
-                )
-            except NotFoundError:
-                error = NotStartedError(
-                    f"job {job.key!r} was resumed but no task carries its external id: its "
-                    "create never reached the gateway (submit it again to create it)",
-                    reason="resume",
-                )
-                self._results.finish(job, "not_started", None, error)
+            task = await _find(self._session, job, self._admission)
+            if isinstance(task, NotFoundError):
+                self._results.finish(job, "not_started", None, _never_sent(job))
                 continue
-            except Exception as exc:  # the gateway could not say: the row stays as it was
-                logger.warning("lookup of resumed job %r failed (%s)", job.key, type(exc).__name__)
-                self._results.finish(job, "error", None, exc)
+            if isinstance(task, Exception):  # the gateway could not say: the row stays as is
+                logger.warning("lookup of resumed job %r failed (%s)", job.key, type(task).__name__)
+                self._results.finish(job, "error", None, task)
                 continue
             self._journal.mark_created(
                 job.key, task_id=task.id, status=task.raw_status or task.status.value
