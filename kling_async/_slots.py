@@ -410,6 +410,20 @@ class CoordinatedSlotPool(SlotPool):
         if shared is not None and self._store is not None:
             self._spawn(self._store.release(shared))
 
+    async def changed(self, *, timeout: float) -> None:  # noqa: ASYNC109  (a bounded nap)
+        """After a 1303: shrink the shared window for every process, then wait as usual.
+
+        The session calls this only when a create was refused for concurrency, so the
+        refusal is shared here (in the background); the caller keeps its lease for
+        the retry.
+
+        Args:
+            timeout: Seconds to wait at most.
+        """
+        if self._store is not None:
+            self._spawn(self._store.on_limited())
+        await super().changed(timeout=timeout)
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         try:
             task = asyncio.get_running_loop().create_task(work)

@@ -150,3 +150,17 @@ async def test_pools_given_a_redis_url_share_its_slots(redis: RedisServer) -> No
         await until_held(check, 0)
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_1303_in_a_single_call_shrinks_the_shared_window() -> None:
+    """The session's wait after a 1303 tells the store, so other processes admit fewer."""
+    store = InProcessSlotStore(max_capacity=8, initial_capacity=8)
+    pool = SlotPool.coordinated(store, limit=8)
+    lease = await pool.acquire()
+    await pool.changed(timeout=0.0)
+    with anyio.fail_after(GUARD):
+        while await store.capacity() == 8:
+            await anyio.lowlevel.checkpoint()
+    assert await store.held() == 1  # the caller keeps its lease for the retry
+    pool.release(lease)
+    await pool.aclose()

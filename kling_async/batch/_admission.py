@@ -35,7 +35,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from .._config import RetryPolicy
 from .._schedule import AdmissionWindow, Budget
-from ..coordination import CoordinationUnavailableError
+from ..coordination import CoordinationError
 from ._coordinate import Coordination, open_coordination
 from ._job import Job, Phase
 from ._pacing import Pacing
@@ -95,6 +95,19 @@ def halt_reason(error: BaseException, reason: str) -> NotStartedError:
     return NotStartedError(
         f"admissions stopped: {what} ({_answer_of(error)}){fix}", reason=reason, setting=setting
     )
+
+
+def coordination_halt(error: CoordinationError) -> NotStartedError:
+    """Why admissions stop when the shared slot store cannot be used (its URL, redacted).
+
+    Args:
+        error: What the store raised.
+
+    Returns:
+        The error every job not started carries.
+    """
+    setting = HALTS["coordination"][1]
+    return NotStartedError(f"admissions stopped: {error}", reason="coordination", setting=setting)
 
 
 class Admission:
@@ -448,8 +461,8 @@ class Admission:
         try:
             if await shared.take(job):
                 return True
-        except CoordinationUnavailableError as exc:
-            self.halt(NotStartedError(f"admissions stopped: {exc}", reason="coordination"))
+        except CoordinationError as exc:  # unreachable past max_outage, closed, refused
+            self.halt(coordination_halt(exc))
         self.running_slots -= job.slots
         self.creates_in_flight -= 1
         if job.reserved_set:

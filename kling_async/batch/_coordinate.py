@@ -322,6 +322,8 @@ class Coordination:
         except CoordinationError as exc:
             # Reads raise at once while the store is down; the rest are advice.
             logger.debug("coordination %s not shared (%s)", what, type(exc).__name__)
+        except Exception as exc:  # a store's own bug must not stop the batch's tasks
+            logger.warning("coordination %s failed (%s)", what, type(exc).__name__)
 
 
 async def open_coordination(
