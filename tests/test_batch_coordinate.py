@@ -36,7 +36,7 @@ from kling_async._config import RetryPolicy
 from kling_async._endpoints import endpoint_for
 from kling_async._schedule import PollPlanner, kind_of
 from kling_async._slots import account_key_of
-from kling_async.batch import NotStartedError
+from kling_async.batch import BatchOptions, NotStartedError
 from kling_async.batch._admission import Admission
 from kling_async.batch._coordinate import Coordination, kind_key
 from kling_async.batch._job import Job
@@ -472,3 +472,10 @@ async def test_batches_coordinated_through_redis_share_the_quota(redis: RedisSer
         assert await client.llen(keys[0]) > 0
     finally:
         await client.aclose()
+
+
+def test_the_options_repr_never_shows_the_store_url() -> None:
+    """BatchOptions(coordinate=URL) logs safely: the URL (and its password) stays out of repr."""
+    options = BatchOptions(coordinate="redis://:hunter2@10.0.0.1:6379/0")
+    assert "hunter2" not in repr(options)
+    assert "10.0.0.1" not in repr(options)

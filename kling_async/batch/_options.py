@@ -141,6 +141,6 @@ class BatchOptions:
     max_refusals_per_second: float = attrs.field(
         default=DEFAULT_MAX_REFUSALS_PER_SECOND, validator=_positive
     )
-    coordinate: Any = None
+    coordinate: Any = attrs.field(default=None, repr=False)  # a URL may carry a password
     resume_unfinished: bool = False
     max_buffered_results: int | None = attrs.field(default=None, validator=_positive_or_none)
