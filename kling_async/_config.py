@@ -58,6 +58,8 @@ DEFAULT_TURBO_BASE_URL = GATEWAY_TURBO_BASE_URL
 #: The variable :meth:`ClientConfig.from_env` reads a clock factor from (see
 #: :meth:`ClientConfig.time_scaled`): for a fake gateway whose clock runs fast.
 ENV_TIME_SCALE = "KLING_TIME_SCALE"
+#: Environment variable naming a coordination store (``redis://...``) for shared slots.
+ENV_COORDINATE = "KLING_COORDINATE"
 
 #: Fields handed to :func:`~kling_async._backends.resolve_backend`.
 _BACKEND_FIELDS = (
@@ -271,6 +273,12 @@ class ClientConfig:
         token_margin: Seconds before ``exp`` at which a token is replaced.
         token_clock: Unix seconds for token times (default ``time.time``; see
             :meth:`time_scaled`). Not part of ``repr`` or equality.
+        coordination: Share the account's concurrency slots with other processes:
+            a ``redis://`` URL (extra ``kling-async[redis]``) or a
+            :class:`kling_async.coordination.SlotStore`. Single calls then take a
+            shared slot and batches opened on the session coordinate through it.
+            ``None``: this process only. Not part of ``repr`` (a URL may hold a
+            password).
     """
 
     api_key: str | None = attrs.field(default=None, repr=False)
@@ -296,6 +304,7 @@ class ClientConfig:
         default=DEFAULT_TOKEN_MARGIN, validator=[_non_negative, _finite]
     )
     token_clock: Clock | None = attrs.field(default=None, repr=False, eq=False)
+    coordination: Any = attrs.field(default=None, repr=False, eq=False)
     _settings: BackendSettings = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -432,7 +441,8 @@ class ClientConfig:
         API, ``KLING_ENDPOINT_PATH`` the gateway; ``KLING_API_KEY`` and
         ``KLING_BASE_URL`` serve either, ``KLING_TURBO_BASE_URL`` the gateway.
         ``KLING_TIME_SCALE`` (a fake gateway's clock factor, e.g. ``0.001``)
-        applies :meth:`time_scaled`. Keyword arguments win over the environment;
+        applies :meth:`time_scaled`; ``KLING_COORDINATE`` sets ``coordination``.
+        Keyword arguments win over the environment;
         ``None`` values are ignored.
 
         Args:
@@ -450,6 +460,9 @@ class ClientConfig:
         env = os.environ if environ is None else environ
         given = {k: v for k, v in overrides.items() if v is not None}
         wiring = {k: given.pop(k) for k in _BACKEND_FIELDS if k in given}
+        shared = env.get(ENV_COORDINATE, "").strip()
+        if shared and "coordination" not in given:
+            given["coordination"] = shared
         settings = resolve_backend(env, **wiring)
         config = cls(
             backend=settings.backend.name,

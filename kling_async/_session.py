@@ -134,7 +134,7 @@ class KlingSession(TypedFamilies, QueryMethods):
             credentials,
         )
         #: The concurrency slots shared by every paid call of this session.
-        self.slots = SlotPool(config.max_running, ttl=config.slot_ttl)
+        self.slots = SlotPool.for_config(config)
         roots = {host: settings.root(host) for host in Host}
         self._reader = Reader(self._sender, settings.backend, roots, self.slots)
         self._paid = PaidCalls(self._sender, self._reader, self.slots, config)
@@ -197,7 +197,10 @@ class KlingSession(TypedFamilies, QueryMethods):
         Idempotent. Any later use raises :class:`SessionClosedError`; no new pool opens.
         """
         self._sender.closed = True
-        await self._sender.transport.aclose()
+        try:
+            await self.slots.aclose()
+        finally:
+            await self._sender.transport.aclose()
 
     # --- paid calls -----------------------------------------------------------------
 
