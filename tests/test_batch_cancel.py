@@ -41,7 +41,11 @@ async def test_a_queued_job_is_withdrawn_and_never_created(tmp_path: Path) -> No
                 first = batch.submit(t2v(0), key="first")
                 middle = batch.submit(t2v(1), key="middle")
                 last = batch.submit(t2v(2), key="last")
+                found = batch.job("middle")
+                assert found is not None
+                assert found.external_task_id == middle.external_task_id
                 assert middle.cancel() is True
+                assert batch.job("middle") is None
                 assert middle.done()
                 results = {r.key: r for r in [r async for r in batch]}
         stats = fake.stats()

@@ -124,10 +124,15 @@ async def test_resume_then_submitting_the_same_jobs_creates_only_the_rest(tmp_pa
             async with session.batch(max_running=5, journal=journal, download_dir=out) as batch:
                 assert await batch.resume_unfinished() == 5
                 assert await batch.resume_unfinished() == 0  # already taken up
+                resumed = batch.job("clip-0")
+                assert resumed is not None
+                assert resumed.cancel() is False  # its task exists: too late
+                assert batch.job("clip-9") is None  # never sent: not resumed
                 adopted = batch.submit(jobs[0][1], key=jobs[0][0])
                 batch.submit_all(jobs[1:])
                 results = [r async for r in batch]
                 first = await adopted.wait()
+                assert batch.job("clip-0") is None  # ended: the batch forgot it
         stats = fake.stats()
     assert stats["creates"] == 10
     assert stats["duplicate_external_ids"] == 0

@@ -295,7 +295,8 @@ class Batch:
 
         Tasks already created are still followed to their end (they are paid
         for), and their outputs downloaded. Use it for a graceful stop (a first
-        Ctrl-C); cancel the block for an immediate one.
+        Ctrl-C), with :meth:`drain` to wait a bounded time; cancel the block for an
+        immediate one.
 
         Args:
             reason: Recorded as :attr:`NotStartedError.reason`.
@@ -308,14 +309,12 @@ class Batch:
     async def drain(self, timeout: float | None = None) -> int:  # noqa: ASYNC109
         """Stop admitting, then wait for the jobs in flight to end (a graceful shutdown).
 
-        Queued jobs end ``not_started`` at once and are journaled so (never created,
-        never paid; a later run creates them when they are submitted again), and
-        lazy sources are read no further. Tasks already created keep being watched
-        (callbacks included: keep serving the receiver meanwhile) and their outputs
-        downloaded until they end or ``timeout`` passes. Whatever is still running
-        then stays ``created`` in the journal, and leaving the ``async with`` block
-        no longer waits for it: the next batch opened on the journal picks it up
-        (``resume_unfinished=True``, or the same jobs submitted again).
+        Queued jobs end ``not_started``, journaled so (never created nor paid; created
+        when submitted to a later run); lazy sources are read no further. Created
+        tasks are followed (keep serving the callback receiver) and their outputs
+        fetched until they end or ``timeout`` passes. What still runs then stays
+        ``created`` in the journal for the next batch (``resume_unfinished=True``),
+        and leaving the ``async with`` block no longer waits for it.
 
         Args:
             timeout: Seconds to wait at most (``None``: until every job ends).
@@ -342,13 +341,11 @@ class Batch:
     async def resume_unfinished(self) -> int:
         """Watch, download and yield every job the journal holds as created but not finished.
 
-        The same as opening the batch with ``resume_unfinished=True``: for a batch
-        reopened on a journal after an abrupt end (SIGTERM, a crash), without
-        submitting its jobs again. Nothing is created: tasks that exist are
-        followed to their end and their outputs fetched; a create an earlier run
-        never saw answered is looked up by its external id first. Their results
-        come out of ``async for`` like any other (the request is the one recorded,
-        base64 values replaced by placeholders); submitting one of these keys again
+        As ``resume_unfinished=True`` does on opening, after an abrupt end (SIGTERM, a
+        crash), without the jobs being submitted again. Nothing is created: existing
+        tasks are followed and their outputs fetched; a create never seen answered is
+        looked up by external id. Results come out of ``async for`` (the request as
+        recorded, base64 replaced by placeholders); submitting such a key again
         returns the same job's handle. Jobs never sent are not resumed: submit them.
 
         Returns:
