@@ -1,7 +1,10 @@
 """The queries of the watch stage: one loop hands due polls to a fixed pool of workers.
 
-Each worker sends one classic query, or one turbo batch query for many tasks, and
-reports each answer to the watcher. A failed query is decided here, through
+Each worker sends one classic query, one turbo batch query for many tasks, or
+(on a backend with a list query) one page of a family's recent tasks for many
+classic tasks, and reports each answer to the watcher. A listed task the page
+does not show (older than the page reaches, or still inside the lookup lag) is
+queried on its own in the same turn. A failed query is decided here, through
 :func:`~kling_async._classify.classify`: a 1302 pauses every request of the batch;
 "not found" is tolerated for a while (a new task can stay invisible to queries for
 the gateway's lookup lag: at least the lookup patience, and 20 answers); a wrong key or route, or a
@@ -26,7 +29,7 @@ from .._endpoints import Endpoint, endpoint_for
 from .._errors import KlingError, NotFoundError, WaitTimeoutError
 from .._task import Task
 from ._job import Job, Phase
-from ._lanes import PollQueue
+from ._lanes import PollQueue, listed_family
 from ._pacing import Pacing
 from ._ports import SessionPort
 from ._results import Results
@@ -106,8 +109,10 @@ class Poller:
         self._results = results
         self._lag_tolerance = lag_tolerance
         self._halt = halt
-        #: Status queries sent (single and batch).
+        #: Status queries sent (single, batch and list).
         self.status_requests = 0
+        #: List queries sent (part of ``status_requests``).
+        self.list_requests = 0
 
     async def loop(self, out: MemoryObjectSendStream[PollItem]) -> None:
         """Hand due polls to the poll workers, in time order.
@@ -133,8 +138,11 @@ class Poller:
         """
         async with items:
             async for lane, jobs in items:
+                family = listed_family(lane)
                 if lane == "":
                     await self._poll_one(jobs[0])
+                elif family is not None:
+                    await self._poll_listed(endpoint_for(family), jobs)
                 else:
                     await self._poll_many(endpoint_for(lane), jobs)
                 self._results.check_done()
@@ -178,6 +186,40 @@ class Poller:
                 self._failed(job, NotFoundError("task not in batch answer", http_status=200))
             else:
                 self._answered(job, task, sent)
+
+    async def _poll_listed(self, endpoint: Endpoint, jobs: list[Job]) -> None:
+        """One page of the family's recent tasks answers every job it shows.
+
+        The page holds other tasks too (the account's, newest first) and may miss
+        the newest (lookup lag) and the oldest (past the page): those jobs are
+        queried one by one. A failed list query is each job's failure.
+        """
+        sent = time.monotonic()
+        self.status_requests += 1
+        self.list_requests += 1
+        try:
+            listed = await self._session.list_tasks(
+                endpoint,
+                page=1,
+                page_size=self._polls.list_page_size,
+                limiter=self._pacing.limiter,
+            )
+        except Exception as exc:  # one query's failure stays its tasks'
+            for job in jobs:
+                self._failed(job, exc)
+            return
+        found = {task.id: task for task in listed}
+        missed: list[Job] = []
+        for job in jobs:
+            assert job.task is not None  # noqa: S101
+            task = found.get(job.task.id)
+            if task is None:
+                missed.append(job)
+            else:
+                self._answered(job, task, sent)
+        for job in missed:
+            if job.phase is Phase.RUNNING:
+                await self._poll_one(job)
 
     def _failed(self, job: Job, exc: BaseException) -> None:
         if job.phase is not Phase.RUNNING:

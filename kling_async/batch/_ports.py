@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._backends import Backend
 from .._config import ClientConfig, RetryPolicy
 from .._download import DownloadedFile
 from .._endpoints import Endpoint
@@ -47,6 +48,15 @@ class SessionPort(Protocol):
     @property
     def config(self) -> ClientConfig:
         """The session's configuration (retry and poll policies)."""
+        ...
+
+    @property
+    def backend(self) -> Backend:
+        """The API the session speaks (ids per query, list query).
+
+        The batch reads it with ``getattr``: a session without it is taken for
+        the gateway's.
+        """
         ...
 
     async def create(
@@ -82,6 +92,17 @@ class SessionPort(Protocol):
         limiter: RateLimiter | None = ...,
     ) -> list[Task]:
         """Query many turbo tasks in one request."""
+        ...
+
+    async def list_tasks(
+        self,
+        endpoint: str | Endpoint,
+        *,
+        page: int = ...,
+        page_size: int = ...,
+        limiter: RateLimiter | None = ...,
+    ) -> list[Task]:
+        """One page of a family's recent tasks, newest first (Kling's own API only)."""
         ...
 
     async def refresh(self, task: Task, *, limiter: RateLimiter | None = ...) -> Task:

@@ -44,6 +44,23 @@ __all__ = ["Watch"]
 logger = logging.getLogger("kling_async")
 
 
+def _poll_queue(session: SessionPort, ids_per_query: int) -> PollQueue:
+    """The poll plan for ``session``'s backend.
+
+    A session without a ``backend`` (a test double, an older session) is taken
+    for the gateway: no list query, ``ids_per_query`` as given.
+    """
+    backend = getattr(session, "backend", None)
+    if backend is None:
+        return PollQueue(ids_per_query)
+    cap = min(ids_per_query, backend.max_ids_per_query)
+    page = backend.list_page_size
+    if not backend.supports_list_query or page is None or not hasattr(session, "list_tasks"):
+        return PollQueue(cap)
+    listed = frozenset(r.endpoint.name for r in backend.routes if r.list_path is not None)
+    return PollQueue(cap, listed=listed, list_page_size=page)
+
+
 def _server_duration(task: Task) -> float | None:
     if task.created_at is None or task.updated_at is None:
         return None
@@ -59,7 +76,8 @@ class Watch:
         poll: Polling priors (and the per-task timeout).
         tuning: Knobs of the learned schedule.
         rng: Jitter source.
-        ids_per_query: Most ids in one turbo batch query.
+        ids_per_query: Most ids in one turbo batch query (capped at the
+            session's backend's own limit).
         reconcile_interval: With callbacks, a fixed reconciliation period.
         ledger: Admission (slots, units, request-rate pauses, halts).
         pacing: The batch's request rate and backoffs.
@@ -87,7 +105,7 @@ class Watch:
         self._session = session
         self.poll_policy = poll
         self.planner = PollPlanner(poll, tuning, rng=rng)
-        self.polls = PollQueue(ids_per_query)
+        self.polls = _poll_queue(session, ids_per_query)
         self._reconcile_interval = reconcile_interval
         self._ledger = ledger
         self._journal = journal
@@ -223,7 +241,7 @@ class Watch:
             if job.postponed or job.callbacks:
                 continue
             target = job.created_at + self.planner.next_poll(
-                job.kind, job.lower, job.polls, batched=job.endpoint.is_turbo
+                job.kind, job.lower, job.polls, batched=self.polls.batched(job)
             )
             if target > job.due > now:
                 job.postponed = True
@@ -241,7 +259,7 @@ class Watch:
             job.kind,
             elapsed,
             job.polls,
-            batched=job.endpoint.is_turbo,
+            batched=self.polls.batched(job),
             callbacks=job.callbacks,
             reconcile_interval=self._reconcile_interval,
         )

@@ -1,0 +1,210 @@
+"""The batch on Kling's own API watches classic tasks by list query, falling back to single ones."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import anyio
+
+from kling_async import Task, TaskStatus, TextToVideoRequest
+from kling_async._backends import GATEWAY, KLING
+from kling_async._config import ClientConfig, PollPolicy, RetryPolicy
+from kling_async._endpoints import Endpoint, endpoint_for
+from kling_async._ratelimit import RateLimiter
+from kling_async._schedule import kind_of
+from kling_async.batch import NotStartedError
+from kling_async.batch._job import Job, Phase
+from kling_async.batch._lanes import PollQueue
+from kling_async.batch._pacing import Pacing
+from kling_async.batch._poller import Poller, PollItem
+from kling_async.batch._ports import NullJournal
+from kling_async.batch._results import Results
+from kling_async.batch._wake import Wake
+from kling_async.batch._watch import Watch
+from kling_async.testing import FakeConfig, run_fake_gateway
+
+GUARD = 60.0  # seconds; turns a hang into a failure, never a timing check
+
+
+def running_job(key: str, endpoint: str = "text2video") -> Job:
+    job = Job(
+        key,
+        TextToVideoRequest(prompt=key),
+        endpoint_for(endpoint),
+        f"ext-{key}",
+        kind_of(endpoint, {}),
+        1,
+    )
+    job.phase = Phase.RUNNING
+    job.created_at = time.monotonic()
+    job.task = Task(id=f"t-{key}", endpoint=endpoint, status=TaskStatus.PROCESSING)
+    job.step = 1.0
+    return job
+
+
+class ListingSession:
+    """A session double on Kling's backend: the list shows some tasks, single queries the rest."""
+
+    backend = KLING
+    config = ClientConfig(api_key="k", endpoint_path="p")
+
+    def __init__(self, listed: set[str]) -> None:
+        self.listed = listed
+        self.list_calls: list[tuple[str, int, int]] = []
+        self.single_calls: list[str] = []
+
+    async def list_tasks(
+        self,
+        endpoint: str | Endpoint,
+        *,
+        page: int = 1,
+        page_size: int = 500,
+        limiter: RateLimiter | None = None,
+    ) -> list[Task]:
+        self.list_calls.append((endpoint_for(endpoint).name, page, page_size))
+        other = Task(id="someone-else", endpoint="text2video", status=TaskStatus.SUCCEED)
+        mine = [
+            Task(id=tid, endpoint="text2video", status=TaskStatus.PROCESSING)
+            for tid in sorted(self.listed)
+        ]
+        return [other, *mine]
+
+    async def get(
+        self,
+        endpoint: str | Endpoint,
+        task_id: str | None = None,
+        /,
+        *,
+        external_task_id: str | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> Task:
+        assert task_id is not None
+        self.single_calls.append(task_id)
+        return Task(id=task_id, endpoint="text2video", status=TaskStatus.PROCESSING)
+
+
+class GatewaySession(ListingSession):
+    """The same double, but on the gateway (no list query)."""
+
+    backend = GATEWAY
+
+
+class RecordingWatcher:
+    def __init__(self) -> None:
+        self.answered: list[str] = []
+
+    def on_status(self, job: Job, task: Task, sent: float) -> None:
+        self.answered.append(task.id)
+
+    def give_up(self, job: Job, error: BaseException) -> None:
+        raise AssertionError(f"nothing given up: {error!r}")
+
+    def retry_at(self, job: Job, due: float) -> None:
+        raise AssertionError("no retry expected")
+
+
+def pacing() -> Pacing:
+    return Pacing(
+        max_requests_per_second=None,
+        max_refusals_per_second=5,
+        retry=RetryPolicy(initial_delay=0.0, max_delay=0.0),
+        rng=random.Random(0),
+    )
+
+
+def halt(reason: NotStartedError) -> None:
+    raise AssertionError("no halt expected")
+
+
+def watch_for(session: object, ids_per_query: int = 100) -> Watch:
+    return Watch(
+        session=session,  # type: ignore[arg-type]
+        poll=PollPolicy(),
+        tuning=None,
+        rng=random.Random(0),
+        ids_per_query=ids_per_query,
+        reconcile_interval=None,
+        pacing=pacing(),
+        ledger=None,  # type: ignore[arg-type]
+        journal=NullJournal("b"),
+        results=Results(on_event=None, fail_fast=False, halt=halt),
+        deliver=None,
+    )
+
+
+def test_classic_tasks_of_a_listed_family_share_one_list_lane() -> None:
+    """Due classic tasks of a listed family go out together; others stay single."""
+    queue = PollQueue(10, listed=frozenset({"text2video"}), list_page_size=500)
+    a, b = running_job("a"), running_job("b")
+    c = running_job("c", "image2video")
+    for job in (a, b, c):
+        queue.schedule(job, 1.0)
+    assert queue.take_due(2.0) == [("list:text2video", [a, b]), ("", [c])]
+
+
+def test_the_watch_lists_on_kling_and_caps_ids_at_the_backend() -> None:
+    """On Kling's backend classic families are listed and turbo queries carry at most 20 ids."""
+    watch = watch_for(ListingSession(set()), ids_per_query=100)
+    assert "text2video" in watch.polls.listed
+    assert "turbo-text2video" not in watch.polls.listed
+    assert watch.polls.ids_per_query == KLING.max_ids_per_query == 20
+    assert watch.polls.list_page_size == KLING.list_page_size
+
+
+def test_a_session_without_a_backend_or_on_the_gateway_polls_as_before() -> None:
+    """No backend attribute, or the gateway: no list lane, ids per query as given."""
+    for session in (object(), GatewaySession(set())):
+        watch = watch_for(session, ids_per_query=50)
+        assert watch.polls.listed == frozenset()
+        assert watch.polls.ids_per_query == 50
+        job = running_job("a")
+        watch.polls.schedule(job, 0.0)
+        assert watch.polls.take_due(1.0) == [("", [job])]
+
+
+async def test_one_list_query_answers_the_tasks_it_shows_and_singles_the_rest() -> None:
+    """One page answers every listed job; a job the page misses gets its own query."""
+    session = ListingSession({"t-a", "t-b"})
+    watcher = RecordingWatcher()
+    queue = PollQueue(20, listed=frozenset({"text2video"}), list_page_size=500)
+    poller = Poller(
+        session=session,  # type: ignore[arg-type]
+        polls=queue,
+        wake=Wake(),
+        poll=PollPolicy(),
+        pacing=pacing(),
+        watcher=watcher,
+        results=Results(on_event=None, fail_fast=False, halt=halt),
+    )
+    jobs = [running_job("a"), running_job("b"), running_job("c")]
+    send, receive = anyio.create_memory_object_stream[PollItem](1)
+    with send:
+        send.send_nowait(("list:text2video", jobs))
+    with anyio.fail_after(GUARD):
+        await poller.worker(receive)
+    assert session.list_calls == [("text2video", 1, 500)]
+    assert session.single_calls == ["t-c"]
+    assert sorted(watcher.answered) == ["t-a", "t-b", "t-c"]
+    assert poller.status_requests == 2
+    assert poller.list_requests == 1
+
+
+async def test_forty_videos_on_kling_cost_at_most_one_and_a_half_status_requests_each() -> None:
+    """40 text-to-video jobs, quota 10, official routes: each created once, ≤ 1.5 queries a task."""
+    jobs = [(f"v{i}", TextToVideoRequest(prompt=f"clip {i}")) for i in range(40)]
+    config = FakeConfig(time_scale=0.002, max_running=10, seed=7)
+    async with run_fake_gateway(config) as fake:
+        async with fake.session(backend="kling") as session:
+            with anyio.fail_after(GUARD):
+                async with session.batch(max_running=10) as batch:
+                    batch.submit_all(jobs)
+                    results = [result async for result in batch]
+        stats = fake.stats()
+    assert len(results) == 40
+    assert all(result.ok for result in results)
+    assert stats["creates"] == stats["create_requests"] == 40
+    assert stats["auth_failures"] == 0
+    assert stats["list_queries"] > 0
+    status_requests = stats["queries"] + stats["list_queries"] + stats["batch_queries"]
+    assert status_requests / 40 <= 1.5, stats
