@@ -25,7 +25,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import anyio
@@ -41,14 +41,13 @@ from ._errors import (
     CreateOutcomeUnknownError,
     KlingError,
     SlotTimeoutError,
-    ValidationError,
 )
 from ._models import Request
 from ._ratelimit import RateLimiter
 from ._send import Call, Sender
 from ._slots import SlotPool
 from ._task import Task
-from ._validation import validate_payload
+from ._validation import build_payload, merged_body
 
 __all__ = ["Prepared", "create_task", "new_external_task_id", "prepare", "reconcile_delays"]
 
@@ -97,7 +96,13 @@ class Prepared:
     slots: int = 1
 
 
-def prepare(request: Request, *, external_task_id: str | None, validate: bool) -> Prepared:
+def prepare(
+    request: Request,
+    *,
+    external_task_id: str | None,
+    validate: bool,
+    extra_body: Mapping[str, Any] | None = None,
+) -> Prepared:
     """Choose the external id, build the body and validate it.
 
     The SDK adds an id of its own only where the API documents ``external_task_id``;
@@ -106,7 +111,10 @@ def prepare(request: Request, *, external_task_id: str | None, validate: bool) -
     Args:
         request: A task-creating request model.
         external_task_id: The caller's id (wins over the request's own).
-        validate: Whether to check documented limits.
+        validate: Whether to check documented limits (rules the SDK only infers
+            warn with :class:`~kling_async.KlingWarning`; the request is still sent).
+        extra_body: Fields merged into the body and sent even when the SDK does not
+            know them (known ones are still checked).
 
     Returns:
         The prepared create.
@@ -125,11 +133,11 @@ def prepare(request: Request, *, external_task_id: str | None, validate: bool) -
         eid = new_external_task_id()
     if eid is not None and eid != external_id_of(request):
         request = with_external_id(request, eid)  # only where the caller gave one, or documented
-    payload = to_payload(request)
+    payload = merged_body(to_payload(request), extra_body)
     if validate:
-        problems = validate_payload(endpoint, payload)
-        if problems:
-            raise ValidationError(problems, endpoint=endpoint.name)
+        # One strict path for every entry point: refuses with every problem at once,
+        # warns for inferred rules, and never changes a value.
+        payload, _ = build_payload(endpoint, payload, allow_unknown=extra_body is not None)
     return Prepared(
         endpoint=endpoint,
         body=json.dumps(payload, separators=(",", ":"), allow_nan=False).encode(),

@@ -213,6 +213,7 @@ class KlingSession(TypedFamilies, QueryMethods):
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         hold_slot: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> Task:
         """Create a task on the endpoint matching the request's type; never pay twice.
 
@@ -232,6 +233,9 @@ class KlingSession(TypedFamilies, QueryMethods):
                 default ``config.poll.timeout``.
             hold_slot: Take slots from :attr:`slots` (a batch admitting on its own
                 passes ``False``).
+            extra_body: Fields to send beside the model's (merged into the body),
+                for API fields this SDK does not know yet; known fields in it are
+                still checked.
 
         Returns:
             The task as created, with ``external_id`` set.
@@ -246,7 +250,10 @@ class KlingSession(TypedFamilies, QueryMethods):
         """
         self._sender.check_open()
         prepared = prepare(
-            request, external_task_id=external_task_id, validate=self.config.validate
+            request,
+            external_task_id=external_task_id,
+            validate=self.config.validate,
+            extra_body=extra_body,
         )
         budget = timeout if timeout is not None else self.config.poll.timeout
         return await self._paid.create(

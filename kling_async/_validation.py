@@ -172,7 +172,7 @@ def check_request(request: m.Request, *, extra_body: Mapping[str, Any] | None = 
         TypeError: ``request`` is not one of the request models.
     """
     ep = endpoint_for_request(request)
-    payload = _merged(to_payload(request), extra_body)
+    payload = merged_body(to_payload(request), extra_body)
     return check_payload(ep, payload, allow_unknown=extra_body is not None)
 
 
@@ -248,14 +248,15 @@ def build_payload(
     return _drop_nulls(ep.request_type, body), list(checked.warnings)
 
 
-def _merged(payload: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+def merged_body(payload: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``payload`` with ``extra`` merged in (objects merged key by key; ``extra`` wins)."""
     if not extra:
         return payload
     out = dict(payload)
     for key, value in extra.items():
         current = out.get(key)
         if isinstance(current, dict) and isinstance(value, Mapping):
-            out[key] = _merged(current, value)
+            out[key] = merged_body(current, value)
         else:
             out[key] = value
     return out
@@ -284,7 +285,7 @@ def prepare_request(
         TypeError: ``request`` is not one of the request models.
     """
     ep = endpoint_for_request(request)
-    payload = _merged(to_payload(request), extra_body)
+    payload = merged_body(to_payload(request), extra_body)
     return build_payload(ep, payload, allow_unknown=extra_body is not None, warn=warn)
 
 
