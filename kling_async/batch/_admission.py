@@ -453,23 +453,15 @@ class Admission:
                     timeout = self.pacing.not_before - now if now < self.pacing.not_before else None
                     await self.wake.wait(timeout)
                     continue
-                if shared is None or await self._leased(shared, job):
+                if shared is None:
                     await creates.send(job)
-
-    async def _leased(self, shared: Coordination, job: Job) -> bool:
-        """Wait for the job's shared lease; without one, the job goes back to the queue."""
-        try:
-            if await shared.take(job):
-                return True
-        except CoordinationError as exc:  # unreachable past max_outage, closed, refused
-            self.halt(coordination_halt(exc))
-        self.running_slots -= job.slots
-        self.creates_in_flight -= 1
-        if job.reserved_set:
-            self.unreserve(job, 0.0)
-        job.phase = Phase.QUEUED
-        self.queue.appendleft(job)
-        return False
+                elif await _leased(self, shared, job):
+                    if self.halted is not None:
+                        # Stopped while this job waited for its lease: send nothing.
+                        shared.free(job)
+                        _requeue(self, job)
+                        continue
+                    await creates.send(job)
 
     def _next_admissible(self) -> Job | None:
         """Take the job at the front if it may be created now (slots held for it)."""
@@ -582,3 +574,24 @@ class SlotProbe:
         if rate <= 0:
             return None  # nothing learned yet: completions and polls will wake us
         return min(max((self._threshold - expected) / rate, 1e-3), _PROBE_MAX_WAIT)
+
+
+async def _leased(admission: Admission, shared: Coordination, job: Job) -> bool:
+    """Wait for the job's shared lease; without one, the job goes back to the queue."""
+    try:
+        if await shared.take(job):
+            return True
+    except CoordinationError as exc:  # unreachable past max_outage, closed, refused
+        admission.halt(coordination_halt(exc))
+    _requeue(admission, job)
+    return False
+
+
+def _requeue(admission: Admission, job: Job) -> None:
+    """Put a job taken for a create back at the front, its local slots given back."""
+    admission.running_slots -= job.slots
+    admission.creates_in_flight -= 1
+    if job.reserved_set:
+        admission.unreserve(job, 0.0)
+    job.phase = Phase.QUEUED
+    admission.queue.appendleft(job)
