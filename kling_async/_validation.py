@@ -94,9 +94,8 @@ def check_payload(
     Args:
         endpoint: The endpoint (or its name, alias or path).
         payload: The body with the API's own field names, as it would be sent.
-        allow_unknown: Let fields the SDK does not know through (``extra_body``,
-            ``--allow-unknown-fields``); without it they are refused with a
-            did-you-mean hint.
+        allow_unknown: Let fields the SDK does not know through (``extra_body``);
+            without it they are refused with a did-you-mean hint.
 
     Returns:
         The blocking problems and the warnings, each in a stable order.
@@ -227,8 +226,8 @@ def build_payload(
     Args:
         endpoint: The endpoint (or its name, alias or path).
         body: The body in the API's own field names.
-        allow_unknown: Send fields the SDK does not know (``--allow-unknown-fields``,
-            ``extra_body=``); otherwise they are refused with a did-you-mean hint.
+        allow_unknown: Send fields the SDK does not know (``extra_body=``);
+            otherwise they are refused with a did-you-mean hint.
         warn: Emit the warnings (:func:`emit_warnings`); they are returned either way.
 
     Returns:
@@ -357,7 +356,7 @@ def render_rules_markdown() -> str:
         "(video `duration`, `n`, `series_amount`, `element_id`, shot durations). `null` "
         "means unset and is not sent.",
         "- **Unknown fields** are refused with a did-you-mean hint, unless the caller opts "
-        "in (`extra_body=` in Python, `--allow-unknown-fields` on the CLI).",
+        "in with `extra_body=` on `session.create` (the CLI always refuses them).",
         "- **blocks**: a seed states the rule; the request is refused, with every problem "
         "at once (`ValidationError`).",
         "- **warns**: the SDK inferred the rule (another family's limit, a conflict "
