@@ -50,7 +50,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "kling_async._journal",
         "kling_async._report",
     ),
-    "callbacks": ("kling_async._callbacks", "kling_async._webhooks"),
+    "callbacks": ("kling_async._callbacks", "kling_async._webhooks", "kling_async._webapp"),
     "coordination": ("kling_async.coordination", "kling_async._coordination"),
 }
 
