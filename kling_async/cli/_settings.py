@@ -1,6 +1,9 @@
 """Settings of the commands: connection flags, poll flags, the time scale, and what goes wrong.
 
-Flags win over ``KLING_*`` environment variables. When the gateway refuses the
+Flags win over ``KLING_*`` environment variables. ``--backend`` picks the API
+(the reseller gateway, or Kling's own with ``--host``); an access/secret key pair
+is read from ``KLING_ACCESS_KEY``/``KLING_SECRET_KEY`` only, never from a flag
+(a flag would show in the process list). When the server refuses the
 settings (a wrong key, a wrong endpoint path, a base URL that is not the gateway),
 :func:`settings_problem` turns the typed error into a sentence naming the setting
 to fix; the commands then exit 2. ``--coordinate`` (or ``KLING_COORDINATE``) names
@@ -17,10 +20,12 @@ from collections.abc import Mapping
 
 import attrs
 
+from .._backends import BACKENDS, ENV_ACCESS_KEY, ENV_SECRET_KEY, KLING_HOSTS
 from .._config import (
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_ENDPOINT_PATH,
+    ENV_TIME_SCALE,
     ENV_TURBO_BASE_URL,
     ClientConfig,
     PollPolicy,
@@ -64,12 +69,24 @@ ENV_COORDINATE = "KLING_COORDINATE"
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--api-key``, ``--endpoint-path``, ``--base-url`` and ``--turbo-base-url``.
+    """Add ``--backend``, ``--host``, ``--api-key``, ``--endpoint-path`` and the base URLs.
 
     Args:
         parser: A command's parser.
     """
     group = parser.add_argument_group("connection (flags win over environment variables)")
+    group.add_argument(
+        "--backend",
+        choices=tuple(BACKENDS),
+        help="which API: the reseller gateway (API key + endpoint path) or Kling's own "
+        f"(key pair from ${ENV_ACCESS_KEY} and ${ENV_SECRET_KEY}, or an API key); "
+        "default: implied by the settings, else the gateway",
+    )
+    group.add_argument(
+        "--host",
+        metavar="HOST",
+        help=f"Kling's own API: {', '.join(KLING_HOSTS)} or a URL (default: global)",
+    )
     group.add_argument(
         "--api-key",
         metavar="KEY",
@@ -336,9 +353,11 @@ def config_from_args(
 ) -> ClientConfig:
     """Build the configuration from flags, then environment variables.
 
-    A ``--base-url`` without a turbo URL serves both hosts (as a fake gateway does)
-    unless ``KLING_TURBO_BASE_URL`` says otherwise. ``--time-scale`` scales the
-    poll and retry policies; explicit ``--poll-*`` values are then applied as given.
+    On the gateway, a ``--base-url`` without a turbo URL serves both hosts (as a
+    fake gateway does) unless ``KLING_TURBO_BASE_URL`` says otherwise; Kling's own
+    API has one host. ``--time-scale`` applies :meth:`ClientConfig.time_scaled`
+    (``KLING_TIME_SCALE`` is then ignored, so time is never scaled twice);
+    explicit ``--poll-*`` values are then applied as given.
 
     Args:
         args: Parsed arguments.
@@ -348,20 +367,30 @@ def config_from_args(
         The configuration.
 
     Raises:
-        ConfigurationError: The key or endpoint path is missing, or a value is bad.
+        ConfigurationError: A key, key pair or endpoint path is missing, settings
+            of both backends are mixed, or a value is bad.
     """
-    env = os.environ if environ is None else environ
-    turbo = args.turbo_base_url
-    if turbo is None and args.base_url and not env.get(ENV_TURBO_BASE_URL):
-        turbo = args.base_url
-    config = ClientConfig.from_env(
-        env,
-        api_key=args.api_key,
-        endpoint_path=args.endpoint_path,
-        base_url=args.base_url,
-        turbo_base_url=turbo,
-    )
-    config = time_scaled(config, getattr(args, "time_scale", 1.0) or 1.0)
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    factor = getattr(args, "time_scale", 1.0) or 1.0
+    if factor != 1:
+        env = {k: v for k, v in env.items() if k != ENV_TIME_SCALE}
+    given = {
+        "backend": getattr(args, "backend", None),
+        "host": getattr(args, "host", None),
+        "api_key": args.api_key,
+        "endpoint_path": args.endpoint_path,
+        "base_url": args.base_url,
+        "turbo_base_url": args.turbo_base_url,
+    }
+    config = ClientConfig.from_env(env, **given)
+    if (
+        config.backend == "gateway"
+        and args.turbo_base_url is None
+        and args.base_url
+        and not env.get(ENV_TURBO_BASE_URL)
+    ):
+        config = ClientConfig.from_env(env, **{**given, "turbo_base_url": args.base_url})
+    config = config.time_scaled(factor)
     poll = _explicit_poll(args, config.poll)
     return attrs.evolve(config, poll=poll) if poll is not config.poll else config
 
@@ -376,6 +405,17 @@ def configuration_message(exc: ConfigurationError) -> str:
         One line for a person.
     """
     text = str(exc)
+    if "settings of two backends" in text or "does not read" in text:
+        return (
+            f"settings of two backends: {text} (pass --backend gateway or --backend kling, "
+            f"or unset the other side's variables)"
+        )
+    if "access_key" in text or "secret_key" in text:
+        return (
+            f"no key pair for Kling's own API: set {ENV_ACCESS_KEY} and {ENV_SECRET_KEY} "
+            f"(or {ENV_API_KEY}); pick the host with --host ({', '.join(KLING_HOSTS)} or a "
+            "URL), or pass --backend gateway for the gateway"
+        )
     if "api_key" in text:
         return (
             f"no API key: pass --api-key or set {ENV_API_KEY} "
@@ -406,24 +446,29 @@ def _host_setting(endpoint: Endpoint | None) -> str:
 
 
 def settings_problem(
-    exc: BaseException | None, endpoint: Endpoint | None = None
+    exc: BaseException | None, endpoint: Endpoint | None = None, *, backend: str | None = None
 ) -> SettingsProblem | None:
     """Recognise an error that says the settings are wrong, and say how to fix them.
 
-    * :class:`AuthenticationError` (1000-1004): the key.
+    * :class:`AuthenticationError` (1000-1004): the key (or, on Kling's own API,
+      the key pair).
     * :class:`NotFoundError` with code 1202 (no such method), or a bare HTTP 404:
-      the gateway has no such route, so the endpoint path (or the base URL) is wrong.
+      the server has no such route, so the endpoint path (or the base URL) is wrong.
       A missing *task* (code 1203) is not a settings problem.
-    * :class:`ResponseDecodeError`: something that is not the gateway answered.
+    * :class:`ResponseDecodeError`: something that is not the API answered.
     * :class:`ConnectError`: nothing answers at the base URL.
 
     Args:
         exc: The error (``None`` is allowed and gives ``None``).
         endpoint: The endpoint the request was for (names the right host setting).
+        backend: ``"kling"`` for Kling's own API (messages name its settings and
+            never the gateway); anything else: the gateway.
 
     Returns:
         The problem, or ``None`` when the error is about the job, not the settings.
     """
+    if backend == "kling":
+        return _kling_problem(exc)
     host = _host_setting(endpoint)
     if isinstance(exc, AuthenticationError):
         code = f", code {exc.code}" if exc.code is not None else ""
@@ -452,5 +497,39 @@ def settings_problem(
         return SettingsProblem(
             setting="base_url",
             message=f"cannot connect to the gateway (ConnectError): check {host} and the network",
+        )
+    return None
+
+
+def _kling_problem(exc: BaseException | None) -> SettingsProblem | None:
+    """:func:`settings_problem` on Kling's own API."""
+    keys = f"{ENV_ACCESS_KEY} / {ENV_SECRET_KEY} (or {ENV_API_KEY})"
+    host = f"--host / {ENV_BASE_URL}"
+    if isinstance(exc, AuthenticationError):
+        code = f", code {exc.code}" if exc.code is not None else ""
+        return SettingsProblem(
+            setting="api_key",
+            message=f"Kling's API refused the credentials (AuthenticationError{code}): check "
+            f"{keys} and this machine's clock (tokens carry Unix times)",
+        )
+    if isinstance(exc, NotFoundError) and (
+        exc.code == _NO_SUCH_ROUTE or (exc.code is None and exc.http_status == 404)
+    ):
+        return SettingsProblem(
+            setting="base_url",
+            message="Kling's API has no such route (NotFoundError"
+            + (f", code {exc.code}" if exc.code is not None else ", HTTP 404")
+            + f"): check {host} and --backend",
+        )
+    if isinstance(exc, ResponseDecodeError):
+        return SettingsProblem(
+            setting="base_url",
+            message=f"the server at the host does not answer like Kling's API "
+            f"(ResponseDecodeError): check {host}",
+        )
+    if isinstance(exc, ConnectError):
+        return SettingsProblem(
+            setting="base_url",
+            message=f"cannot connect to Kling's API (ConnectError): check {host} and the network",
         )
     return None

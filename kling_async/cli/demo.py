@@ -162,6 +162,7 @@ async def run_demo(
     seed: int = 0,
     progress: Mode = "auto",
     stream: TextIO | None = None,
+    backend: str = "gateway",
 ) -> int:
     """Run the demo, write ``out/results.jsonl`` and print the summary.
 
@@ -172,6 +173,9 @@ async def run_demo(
         seed: The fake's seed.
         progress: Progress display mode.
         stream: Where to print (default ``sys.stdout``).
+        backend: ``"gateway"`` (the fake's API key and endpoint path) or
+            ``"kling"`` (the fake's official routes, with its access/secret key
+            pair: tokens signed and checked, classic tasks watched by list query).
 
     Returns:
         The exit status, as ``kling-async batch`` would give it (0: all succeeded).
@@ -186,8 +190,9 @@ async def run_demo(
     journal = _fresh_journal(out)
     write = stream.write if stream is not None else sys.stdout.write
     async with run_fake_gateway(fake_config) as fake:
+        api = "Kling's own API (key pair)" if backend == "kling" else "the gateway"
         write(
-            f"kling-async demo: {jobs} jobs against the embedded fake gateway\n"
+            f"kling-async demo: {jobs} jobs against the embedded fake gateway, as {api}\n"
             f"  at {fake.url}, clock x{1 / time_scale:.0f}"
             f" (a 100 s generation takes {100 * time_scale:g} s),\n"
             f"  concurrency quota {quota}; outputs in {out}/\n"
@@ -201,7 +206,9 @@ async def run_demo(
             slots=quota,
         )
         session = fake.session(
-            poll=scaled_poll_policy(time_scale), retry=scaled_retry_policy(time_scale)
+            backend=backend,
+            poll=scaled_poll_policy(time_scale),
+            retry=scaled_retry_policy(time_scale),
         )
         async with session:
             outcome = await run_batch(
@@ -258,6 +265,7 @@ async def run(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         seed=args.seed,
         progress=args.progress,
+        backend=args.backend,
     )
 
 
@@ -296,6 +304,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="seed of the fake's random choices (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("gateway", "kling"),
+        default="gateway",
+        help="which API the fake plays: the gateway, or Kling's own API signed with the "
+        "fake's access/secret key pair (default: %(default)s)",
     )
     parser.add_argument(
         "--progress",
