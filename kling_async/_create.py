@@ -128,7 +128,8 @@ def prepare(
     if not endpoint.is_task:
         raise TypeError(f"{endpoint.name} creates no task; use identify_face()")
     documented = accepts_external_id(endpoint)
-    eid = external_task_id or external_id_of(request)
+    # An empty id means "none" (the seeds send "" in their examples): choose one.
+    eid = external_task_id or external_id_of(request) or None
     if eid is None and documented:
         eid = new_external_task_id()
     if eid is not None and eid != external_id_of(request):

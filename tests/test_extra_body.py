@@ -60,3 +60,13 @@ async def test_inferred_rules_warn_on_the_session_path() -> None:
         with pytest.warns(KlingWarning):
             await session.create(TextToVideoRequest(prompt="a cat", model_name="kling-v9-future"))
     assert json.loads(transport.requests[0].body or b"")["model_name"] == "kling-v9-future"
+
+
+async def test_an_empty_external_id_means_none_and_one_is_chosen() -> None:
+    """The seeds send "" for "no id": the session chooses one, so an unclear create can be found."""
+    transport = MockTransport(_created)
+    async with KlingSession(config=CONFIG, transport=transport) as session:
+        task = await session.create(TextToVideoRequest(prompt="a cat", external_task_id=""))
+    sent = json.loads(transport.requests[0].body or b"")["external_task_id"]
+    assert sent
+    assert task.external_id == sent

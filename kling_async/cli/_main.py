@@ -138,7 +138,7 @@ async def _dispatch(args: argparse.Namespace, *, handle_interrupts: bool) -> int
         error(str(exc))
         return EXIT_FAILED
     except KlingError as exc:
-        problem = settings_problem(exc, _endpoint_of(args))
+        problem = settings_problem(exc, _endpoint_of(args), backend=getattr(args, "backend", None))
         if problem is not None:
             error(problem.message)
             return EXIT_BAD_INPUT

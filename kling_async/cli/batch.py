@@ -140,7 +140,11 @@ class _Runner:
         self.run.reporter.on_event(event)
         self.flight.on_event(event)
         if event.error is not None and self.outcome.settings is None:
-            problem = settings_problem(event.error, self.endpoints.get(event.key))
+            problem = settings_problem(
+                event.error,
+                self.endpoints.get(event.key),
+                backend=self.run.session.config.backend,
+            )
             # A refused connection once tasks exist is the network, not the settings.
             if problem is not None and (
                 problem.setting in _ALWAYS_FATAL or self.flight.created == 0
