@@ -356,7 +356,8 @@ def render_rules_markdown() -> str:
         "(video `duration`, `n`, `series_amount`, `element_id`, shot durations). `null` "
         "means unset and is not sent.",
         "- **Unknown fields** are refused with a did-you-mean hint, unless the caller opts "
-        "in with `extra_body=` on `session.create` (the CLI always refuses them).",
+        "in with `extra_body=` on `session.create` or `--allow-unknown-fields` on "
+        "`kling-async create` (top-level fields; jobs files always refuse them).",
         "- **blocks**: a seed states the rule; the request is refused, with every problem "
         "at once (`ValidationError`).",
         "- **warns**: the SDK inferred the rule (another family's limit, a conflict "

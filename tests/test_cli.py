@@ -547,3 +547,31 @@ async def test_fake_server_subcommand_serves_until_interrupted(tmp_path: Path) -
     assert stats is not None, log.read_text()
     assert stats["creates"] == 0
     assert code == 0
+
+
+async def test_create_refuses_unknown_fields_unless_allowed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An unknown field is refused with a hint; --allow-unknown-fields sends it as written."""
+    async with run_fake_gateway(FakeConfig(time_scale=0.001)) as fake:
+        body = '{"prompt": "rain", "duration": 5, "brand_new": true}'
+        refused = await _cli.amain(
+            ["create", "audio/text-to-audio", "--json", body, *connection(fake)]
+        )
+        refused_stats = fake.stats()
+        sent = await _cli.amain(
+            [
+                "create",
+                "audio/text-to-audio",
+                "--json",
+                body,
+                "--allow-unknown-fields",
+                *connection(fake),
+            ]
+        )
+        stats = fake.stats()
+    assert refused == 2
+    assert refused_stats["create_requests"] == 0
+    assert sent == 0
+    assert stats["create_requests"] == 1
+    assert "brand_new" in capsys.readouterr().err

@@ -188,8 +188,11 @@ class CreateHandler:
             return answers.bad_body("not valid JSON")
         if not isinstance(payload, dict):
             return answers.bad_body("expected a JSON object")
-        # The very rules the SDK checks before sending (one source of truth).
-        problems = [str(problem) for problem in validate_payload(endpoint, payload)]
+        # The very rules the SDK checks before sending (one source of truth). Fields
+        # nobody documented are ignored, as the API does with a misspelled one.
+        problems = [
+            str(problem) for problem in validate_payload(endpoint, payload, allow_unknown=True)
+        ]
         if problems:
             return answers.invalid("; ".join(problems))
         return payload
