@@ -14,8 +14,6 @@ from _measure import LoopLagTicker, percentile, read_status_kb
 from kling_async import (
     ClientConfig,
     KlingSession,
-    PollPolicy,
-    RetryPolicy,
     TextToVideoRequest,
     TurboOptions,
     TurboSettings,
@@ -31,31 +29,9 @@ def scaled_config(url: str, api_key: str, endpoint_path: str, *, time_scale: flo
     The fake plays a 100 s task in ``100 * time_scale`` seconds; the SDK's poll and
     retry delays stand for real seconds too, so they shrink by the same factor.
     """
-    base = ClientConfig(api_key=api_key, endpoint_path=endpoint_path)
-    poll, retry = base.poll, base.retry
     return ClientConfig(
-        api_key=api_key,
-        endpoint_path=endpoint_path,
-        base_url=url,
-        turbo_base_url=url,
-        poll=PollPolicy(
-            initial_delay=poll.initial_delay * time_scale,
-            interval=poll.interval * time_scale,
-            multiplier=poll.multiplier,
-            max_interval=poll.max_interval * time_scale,
-            jitter=poll.jitter,
-            timeout=poll.timeout,
-        ),
-        retry=RetryPolicy(
-            max_attempts=retry.max_attempts,
-            initial_delay=retry.initial_delay * time_scale,
-            max_delay=retry.max_delay * time_scale,
-            multiplier=retry.multiplier,
-            retry_concurrency_limited=retry.retry_concurrency_limited,
-            reconcile_grace=retry.reconcile_grace * time_scale,
-            reconcile_interval=max(1e-3, retry.reconcile_interval * time_scale),
-        ),
-    )
+        api_key=api_key, endpoint_path=endpoint_path, base_url=url, turbo_base_url=url
+    ).time_scaled(time_scale)
 
 
 @asynccontextmanager

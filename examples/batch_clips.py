@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from kling_async import KlingSession, PollPolicy, TextToVideoRequest
+from kling_async import KlingSession, TextToVideoRequest
 
 
 @contextlib.asynccontextmanager
@@ -36,10 +36,10 @@ async def connect(use_fake: bool) -> AsyncIterator[KlingSession]:
     from kling_async.testing import FakeConfig, run_fake_gateway
 
     # A fake with a 10-slot quota whose clock runs 200x fast (a 100 s clip takes 0.5 s).
-    async with run_fake_gateway(FakeConfig(time_scale=0.005, max_running=10)) as fake:
-        fast = PollPolicy(initial_delay=0.1, interval=0.05, max_interval=0.3)
-        async with fake.session(poll=fast) as session:
-            yield session
+    # fake.session() scales the SDK's delays to the fake's clock (ClientConfig.time_scaled).
+    config = FakeConfig(time_scale=0.005, max_running=10)
+    async with run_fake_gateway(config) as fake, fake.session() as session:
+        yield session
 
 
 def read_prompts(path: Path | None, count: int) -> list[str]:

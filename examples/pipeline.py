@@ -25,7 +25,6 @@ from kling_async import (
     ImageToVideoRequest,
     KlingSession,
     LipSyncRequest,
-    PollPolicy,
     Task,
     TextToAudioRequest,
     VideoExtendRequest,
@@ -41,11 +40,10 @@ async def connect(use_fake: bool) -> AsyncIterator[KlingSession]:
         return
     from kling_async.testing import FakeConfig, run_fake_gateway
 
-    # The fake's clock runs 200x fast (a 100 s video takes 0.5 s): poll sooner too.
-    async with run_fake_gateway(FakeConfig(time_scale=0.005)) as fake:
-        fast = PollPolicy(initial_delay=0.05, interval=0.05, max_interval=0.3)
-        async with fake.session(poll=fast) as session:
-            yield session
+    # The fake's clock runs 200x fast (a 100 s video takes 0.5 s).
+    # fake.session() scales the SDK's delays to the fake's clock (ClientConfig.time_scaled).
+    async with run_fake_gateway(FakeConfig(time_scale=0.005)) as fake, fake.session() as session:
+        yield session
 
 
 def step(name: str, task: Task) -> None:

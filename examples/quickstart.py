@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from kling_async import KlingSession, PollPolicy, TextToVideoRequest
+from kling_async import KlingSession, TextToVideoRequest
 
 
 @contextlib.asynccontextmanager
@@ -35,11 +35,9 @@ async def connect(use_fake: bool) -> AsyncIterator[KlingSession]:
         return
     from kling_async.testing import FakeConfig, run_fake_gateway
 
-    async with run_fake_gateway(FakeConfig(time_scale=0.01)) as fake:
-        # The fake's clock runs 100x fast, so poll 100x sooner than for real tasks.
-        fast = PollPolicy(initial_delay=0.2, interval=0.05, max_interval=0.6)
-        async with fake.session(poll=fast) as session:
-            yield session
+    # fake.session() scales the SDK's delays to the fake's clock (ClientConfig.time_scaled).
+    async with run_fake_gateway(FakeConfig(time_scale=0.01)) as fake, fake.session() as session:
+        yield session
 
 
 async def main(argv: list[str] | None = None) -> None:
