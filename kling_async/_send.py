@@ -33,6 +33,7 @@ from collections.abc import Mapping
 import anyio
 import attrs
 
+from . import _telemetry
 from ._auth import AuthStrategy, Credentials, JwtAuth
 from ._backends import ENV_ACCESS_KEY, ENV_SECRET_KEY
 from ._backoff import backoff_delay, pause_seconds
@@ -40,6 +41,7 @@ from ._classify import Phase, Verdict, classify
 from ._config import ClientConfig, RetryPolicy
 from ._envelope import Answer, decode_answer
 from ._errors import (
+    APIError,
     AuthenticationError,
     KlingError,
     RateLimitedError,
@@ -173,13 +175,17 @@ class Sender:
             self.request_counts[call.kind] += 1
             started = time.perf_counter()
             failure: KlingError | None = None
-            try:
-                response = await self._exchange(call, await self._authorize(call, auth))
-                answer = self._decode(call, response)
-            except KlingError as exc:
-                failure = exc
+            attributes = {"kling.kind": call.kind, "http.method": call.method}
+            with _telemetry.span("kling.request", **attributes):
+                try:
+                    response = await self._exchange(call, await self._authorize(call, auth))
+                    answer = self._decode(call, response)
+                except KlingError as exc:
+                    failure = exc
             if failure is None:
                 break
+            if isinstance(failure, APIError) and failure.code in (1302, 1303):
+                _telemetry.record_refusal(failure.code)
             if not renewed and isinstance(failure, AuthenticationError):
                 renewed = auth.on_unauthorized(failure)
                 if renewed:

@@ -140,3 +140,33 @@ def test_global_providers_are_no_ops_without_an_sdk() -> None:
         _telemetry.add_slots_held(1)
         _telemetry.add_queue_length(-1)
     assert _telemetry.available()
+
+
+async def test_every_api_request_is_a_span_and_refusals_are_counted(recorder: _Recorder) -> None:
+    """The session's send chain opens a span per request and counts a 1303 by code."""
+    from kling_async import (
+        ClientConfig,
+        ConcurrencyLimitedError,
+        HTTPRequest,
+        HTTPResponse,
+        KlingSession,
+        RetryPolicy,
+        TextToVideoRequest,
+    )
+    from kling_async.testing import MockTransport
+
+    def refuse(request: HTTPRequest) -> HTTPResponse:
+        body = {"code": 1303, "message": "busy", "request_id": "r"}
+        return HTTPResponse.from_json(body, status=429)
+
+    config = ClientConfig(
+        api_key="k",
+        endpoint_path="p",
+        base_url="http://kling.test",
+        retry=RetryPolicy(max_attempts=1),
+    )
+    async with KlingSession(config=config, transport=MockTransport(refuse)) as session:
+        with pytest.raises(ConcurrencyLimitedError):
+            await session.create(TextToVideoRequest(prompt="x"), timeout=0.5)
+    assert ("kling.request", {"kling.kind": "create", "http.method": "POST"}) in recorder.spans
+    assert any(m[1] == 1 and m[2].get("kling.code") == 1303 for m in recorder.measurements)
