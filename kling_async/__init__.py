@@ -105,6 +105,7 @@ from ._task import (
     TaskStatus,
     VideoOutput,
 )
+from ._telemetry import configure as configure_telemetry
 from ._transport import AiohttpTransport, HTTPRequest, HTTPResponse, Transport
 from ._validation import KlingWarning, validate_payload, validate_request
 from ._webapp import graceful_shutdown, wait_for_signal
@@ -234,6 +235,7 @@ __all__ = [
     "WatermarkInfo",
     "WebhookVerificationError",
     "check_image",
+    "configure_telemetry",
     "encode_file",
     "encode_image",
     "endpoint_for",
