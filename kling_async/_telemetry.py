@@ -43,6 +43,7 @@ Every function here is cheap and never raises because telemetry is missing.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,6 +60,7 @@ __all__ = [
     "available",
     "configure",
     "record_refusal",
+    "record_span",
     "span",
 ]
 
@@ -157,6 +159,23 @@ def span(name: str, **attributes: AttributeValue) -> Iterator[None]:
         return
     with tracer.start_as_current_span(name, attributes=attributes):
         yield
+
+
+def record_span(name: str, *, seconds: float, **attributes: AttributeValue) -> None:
+    """Record a span that has just ended after ``seconds`` (e.g. one batch job's life).
+
+    Args:
+        name: Span name, e.g. ``"kling.job"``.
+        seconds: How long it lasted, ending now.
+        **attributes: Span attributes (no secrets, no payloads).
+    """
+    tracer = _get().tracer
+    if tracer is None:
+        return
+    end = time.time_ns()
+    start = end - int(max(seconds, 0.0) * 1e9)
+    recorded = tracer.start_span(name, attributes=attributes, start_time=start)
+    recorded.end(end_time=end)
 
 
 def record_refusal(code: int) -> None:

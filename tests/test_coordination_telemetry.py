@@ -44,6 +44,23 @@ class _Tracer(NoOpTracer):
             raise
 
 
+class _Span:
+    def __init__(self, recorder: _Recorder, name: str, attributes: dict[str, Any]) -> None:
+        self.recorder, self.name, self.attributes = recorder, name, attributes
+
+    def end(self, end_time: int | None = None) -> None:
+        self.recorder.spans.append((self.name, self.attributes))
+
+
+def _start_span(
+    self: _Tracer, name: str, attributes: Mapping[str, Any] | None = None, **_: Any
+) -> _Span:
+    return _Span(self.recorder, name, dict(attributes or {}))
+
+
+_Tracer.start_span = _start_span  # type: ignore[assignment,method-assign]
+
+
 class _TracerProvider(NoOpTracerProvider):
     def __init__(self, recorder: _Recorder) -> None:
         self.recorder = recorder
@@ -170,3 +187,20 @@ async def test_every_api_request_is_a_span_and_refusals_are_counted(recorder: _R
             await session.create(TextToVideoRequest(prompt="x"), timeout=0.5)
     assert ("kling.request", {"kling.kind": "create", "http.method": "POST"}) in recorder.spans
     assert any(m[1] == 1 and m[2].get("kling.code") == 1303 for m in recorder.measurements)
+
+
+async def test_every_batch_job_is_a_span(recorder: _Recorder) -> None:
+    """A job that reached the gateway is recorded as one kling.job span with its status."""
+    from kling_async import TextToVideoRequest
+    from kling_async.testing import FakeConfig, run_fake_gateway
+
+    async with (
+        run_fake_gateway(FakeConfig(time_scale=0.001)) as fake,
+        fake.session() as session,
+        session.batch(max_running=2) as batch,
+    ):
+        batch.submit_all((f"j{i}", TextToVideoRequest(prompt="x")) for i in range(3))
+        results = [result async for result in batch]
+    assert all(result.ok for result in results)
+    jobs = [attrs for name, attrs in recorder.spans if name == "kling.job"]
+    assert jobs == [{"kling.endpoint": "text2video", "kling.status": "succeed"}] * 3

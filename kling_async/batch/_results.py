@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 
+from .. import _telemetry
 from .._download import DownloadedFile
 from .._task import Task
 from ._job import Job, Phase
@@ -259,6 +260,13 @@ class Results:
         )
         job.result = result
         job.entry = None
+        if job.created_at:
+            # One span per job that reached the gateway: from its create to its result.
+            _telemetry.record_span(
+                "kling.job",
+                seconds=time.monotonic() - job.created_at,
+                **{"kling.endpoint": job.endpoint.name, "kling.status": status},
+            )
         self.counts[status] += 1
         if resumed:
             self.resumed += 1
