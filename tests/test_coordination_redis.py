@@ -274,14 +274,17 @@ async def test_restart_recounts_from_running_leases(
     options: dict[str, Any] = {
         "max_capacity": 3,
         "initial_capacity": 3,
-        "recount_grace": 0.5,
+        # Generous: the first acquire below must come while the fresh server is still
+        # inside the grace, however long the restart and reconnect take on a busy machine.
+        "recount_grace": 5.0,
         "lease_ttl": 2.0,
     }
-    holder = RedisSlotStore(own_server.url, account_key=account, **options)
+    # The holder may take slots on the fresh test server at once; the other must wait
+    # out the grace after the restart below.
+    holder = RedisSlotStore(own_server.url, account_key=account, **{**options, "recount_grace": 0})
     other = RedisSlotStore(own_server.url, account_key=account, **options)
     stores += [holder, other]
     await holder.ping()
-    await anyio.sleep(0.55)
     held = [await holder.acquire("holder", 1) for _ in range(2)]
     assert all(held)
     own_server.restart()
