@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import attrs
 
 from .._backends import BACKENDS, ENV_ACCESS_KEY, ENV_SECRET_KEY, KLING_HOSTS
+from .._classify import Verdict, classify
 from .._config import (
     ENV_API_KEY,
     ENV_BASE_URL,
@@ -63,7 +64,6 @@ __all__ = [
 ]
 
 #: The gateway's code for "no such method" (a route the gateway does not have).
-_NO_SUCH_ROUTE = 1202
 #: The environment variable naming the coordination store (``--coordinate``).
 ENV_COORDINATE = "KLING_COORDINATE"
 
@@ -477,9 +477,7 @@ def settings_problem(
             message=f"the gateway refused the API key (AuthenticationError{code}): check "
             f"--api-key / {ENV_API_KEY}; the key must be the one issued for this endpoint path",
         )
-    if isinstance(exc, NotFoundError) and (
-        exc.code == _NO_SUCH_ROUTE or (exc.code is None and exc.http_status == 404)
-    ):
+    if isinstance(exc, NotFoundError) and _wrong_route(exc):
         return SettingsProblem(
             setting="endpoint_path",
             message="the gateway has no such route (NotFoundError"
@@ -501,6 +499,11 @@ def settings_problem(
     return None
 
 
+def _wrong_route(exc: NotFoundError) -> bool:
+    """A 404 that says the route is wrong (1202, or no envelope), as the one table decides."""
+    return classify(exc, phase="create") is Verdict.HALT_ROUTE
+
+
 def _kling_problem(exc: BaseException | None) -> SettingsProblem | None:
     """:func:`settings_problem` on Kling's own API."""
     keys = f"{ENV_ACCESS_KEY} / {ENV_SECRET_KEY} (or {ENV_API_KEY})"
@@ -512,9 +515,7 @@ def _kling_problem(exc: BaseException | None) -> SettingsProblem | None:
             message=f"Kling's API refused the credentials (AuthenticationError{code}): check "
             f"{keys} and this machine's clock (tokens carry Unix times)",
         )
-    if isinstance(exc, NotFoundError) and (
-        exc.code == _NO_SUCH_ROUTE or (exc.code is None and exc.http_status == 404)
-    ):
+    if isinstance(exc, NotFoundError) and _wrong_route(exc):
         return SettingsProblem(
             setting="base_url",
             message="Kling's API has no such route (NotFoundError"
