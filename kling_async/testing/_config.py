@@ -9,6 +9,7 @@ import attrs
 
 __all__ = [
     "DEFAULT_FAULT_MIX",
+    "DURATION_MODELS",
     "FAULTS",
     "FAULT_SCOPES",
     "FakeConfig",
@@ -88,6 +89,27 @@ FAULTS: tuple[str, ...] = (
 #: identify-face, any of those five (``api``), or media downloads.
 FAULT_SCOPES: tuple[str, ...] = ("create", "query", "batch", "list", "face", "api", "media")
 
+#: How task lives can be drawn (``FakeConfig.duration_model``). Each uses its kind's
+#: ``*_median`` and ``*_sigma``:
+#:
+#: ``lognormal`` (the default)
+#:     ``median * exp(N(0, sigma))``.
+#: ``gamma``
+#:     A gamma distribution whose coefficient of variation is ``sigma`` (shape
+#:     ``1 / sigma**2``), scaled so that its median is about ``median``.
+#: ``shifted_exponential``
+#:     A fixed minimum plus an exponential tail of mean ``sigma * median``, the
+#:     minimum chosen so that the median is ``median`` (floored at 0 when
+#:     ``sigma * ln 2 >= 1``).
+#: ``bimodal``
+#:     Two log-normal modes of log-space ``sigma``: with probability
+#:     ``bimodal_share`` the median is ``median * (1 - bimodal_spread)``,
+#:     otherwise ``median * (1 + bimodal_spread)``.
+DURATION_MODELS: tuple[str, ...] = ("lognormal", "gamma", "shifted_exponential", "bimodal")
+
+#: How the added queue wait is drawn (``FakeConfig.queue_wait_model``).
+QUEUE_WAIT_MODELS: tuple[str, ...] = ("lognormal", "exponential")
+
 #: Relative weights of the faults drawn at random when ``fault_rate`` > 0.
 DEFAULT_FAULT_MIX: Mapping[str, float] = {
     "http_500": 1.0,
@@ -114,6 +136,19 @@ def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> N
 def _fraction(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{attribute.name} must be within [0, 1], got {value!r}")
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise ValueError(f"{attribute.name} must be one of {list(choices)}, got {value!r}")
+
+    return check
+
+
+def _below_one(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{attribute.name} must be within [0, 1), got {value!r}")
 
 
 def _fault_mix(_: Any, attribute: attrs.Attribute[Any], value: Mapping[str, float]) -> None:
@@ -156,6 +191,15 @@ class FakeConfig:
     exactly the configured median. The first ``queue_fraction`` of the life is
     ``submitted``, the rest ``processing``.
 
+    Other gateway shapes (all off by default): ``duration_model`` draws lives from
+    another distribution (:data:`DURATION_MODELS`); ``queue_fraction_jitter`` gives
+    each task its own ``submitted`` share; ``queue_wait_median`` adds a per-task
+    wait in ``submitted`` before the life starts. The wait holds the task's
+    concurrency slot and counts in its duration (``created`` to the end), like a
+    busy queue on the vendor's side. Each of these draws from its own seeded
+    sequence, so turning one on leaves the lives, failures and ids of the tasks
+    unchanged.
+
     Units charged (``final_unit_deduction``, turbo ``billing[].amount``), on success
     only (a failed task reports ``"0"``): video per second of clip, std 0.6, pro 1.0,
     4k 2.0, times 1.2 with ``sound: on`` (so pro 5 s with sound = 6, as in the
@@ -189,6 +233,17 @@ class FakeConfig:
         audio_median: Median life of an audio task, seconds.
         audio_sigma: Log-space sigma of audio task lives.
         queue_fraction: Share of a task's life spent ``submitted``.
+        duration_model: How lives are drawn, one of :data:`DURATION_MODELS`.
+        bimodal_share: With ``bimodal``, the probability of the short mode.
+        bimodal_spread: With ``bimodal``, how far each mode's median lies from
+            the configured median, as a fraction of it (within [0, 1)).
+        queue_fraction_jitter: Each task's ``submitted`` share is drawn uniformly
+            within ``queue_fraction`` ± this, clipped to [0, 1]; 0 keeps it fixed.
+        queue_wait_median: Median of a wait (seconds, before ``time_scale``) added in
+            ``submitted`` before each task's life; 0 adds none.
+        queue_wait_sigma: Log-space sigma of that wait (``lognormal`` model).
+        queue_wait_model: ``lognormal`` or ``exponential`` (of the same median;
+            ``queue_wait_sigma`` is then unused).
         scale_by_request: Let clip duration, mode and image count stretch lives.
         max_running: Concurrency quota per key, in slots (a video takes 1, an image
             task ``n``); a create beyond it gets HTTP 429, code 1303. ``None``: no quota.
@@ -238,6 +293,13 @@ class FakeConfig:
     audio_median: float = attrs.field(default=15.0, validator=_positive)
     audio_sigma: float = attrs.field(default=0.25, validator=_non_negative)
     queue_fraction: float = attrs.field(default=0.1, validator=_fraction)
+    duration_model: str = attrs.field(default="lognormal", validator=_one_of(DURATION_MODELS))
+    bimodal_share: float = attrs.field(default=0.5, validator=_fraction)
+    bimodal_spread: float = attrs.field(default=0.5, validator=_below_one)
+    queue_fraction_jitter: float = attrs.field(default=0.0, validator=_fraction)
+    queue_wait_median: float = attrs.field(default=0.0, validator=_non_negative)
+    queue_wait_sigma: float = attrs.field(default=0.5, validator=_non_negative)
+    queue_wait_model: str = attrs.field(default="lognormal", validator=_one_of(QUEUE_WAIT_MODELS))
     scale_by_request: bool = True
     max_running: int | None = attrs.field(default=None, validator=_positive)
     max_rps: float | None = attrs.field(default=None, validator=_positive)

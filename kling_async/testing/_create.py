@@ -246,7 +246,7 @@ class CreateHandler:
     ) -> TaskRecord:
         state = self._state
         store, cfg = state.store, state.config
-        life = store.draw_life(endpoint.kind, life_factor(endpoint, payload))
+        to_processing, life = store.draw_timing(endpoint.kind, life_factor(endpoint, payload))
         fails = store.draw_fails()
         task_id = store.next_id()
         count = image_count(endpoint, payload) if endpoint.kind == "image" else 1
@@ -260,7 +260,7 @@ class CreateHandler:
             endpoint=endpoint,
             key=key,
             created=now,
-            started=now + life * cfg.queue_fraction,
+            started=now + to_processing,
             completes=now + life,
             visible_at=now + state.lookup_lag,
             wall_offset=store.wall_offset,

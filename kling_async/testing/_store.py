@@ -96,6 +96,9 @@ class Store:
         """Forget every task, session and figure; restart every random sequence."""
         seed = self._config.seed
         self._life_rng = random.Random(f"{seed}-life")
+        # Sequences of their own: turning a queue knob on leaves lives and ids as they were.
+        self._wait_rng = random.Random(f"{seed}-queue-wait")
+        self._share_rng = random.Random(f"{seed}-queue-share")
         self._id_rng = random.Random(f"{seed}-ids")
         # Separate from ids, so error answers do not shift the ids of later tasks.
         self._rid_rng = random.Random(f"{seed}-request-ids")
@@ -150,8 +153,68 @@ class Store:
         median, sigma = self._medians.get(kind, self._medians["video"])
         if not self._config.scale_by_request:
             factor = 1.0
-        life = median * factor * math.exp(self._life_rng.gauss(0.0, sigma) if sigma else 0.0)
+        model = self._config.duration_model
+        if model == "lognormal":
+            life = median * factor * math.exp(self._life_rng.gauss(0.0, sigma) if sigma else 0.0)
+        else:
+            life = median * factor * self._unit_life(model, sigma)
         return life * self._config.time_scale
+
+    def _unit_life(self, model: str, sigma: float) -> float:
+        """A life of median about 1 drawn from ``model`` (see :data:`DURATION_MODELS`)."""
+        rng = self._life_rng
+        if model == "gamma":
+            if sigma <= 0:
+                return 1.0
+            shape = 1.0 / (sigma * sigma)
+            # Median of a gamma(k, 1) ~ k (3k - 0.8) / (3k + 0.2) (within 1 % for k >= 1).
+            median = shape * (3.0 * shape - 0.8) / (3.0 * shape + 0.2)
+            return rng.gammavariate(shape, 1.0) / max(median, 1e-9)
+        if model == "shifted_exponential":
+            tail = sigma
+            floor = max(0.0, 1.0 - tail * math.log(2.0))
+            if tail <= 0:
+                return 1.0
+            if floor == 0.0:  # no room for a minimum: a plain exponential of median 1
+                tail = 1.0 / math.log(2.0)
+            return floor + rng.expovariate(1.0 / tail)
+        # bimodal
+        spread = self._config.bimodal_spread
+        short = rng.random() < self._config.bimodal_share
+        centre = 1.0 - spread if short else 1.0 + spread
+        return centre * math.exp(rng.gauss(0.0, sigma) if sigma else 0.0)
+
+    def draw_timing(self, kind: str, factor: float) -> tuple[float, float]:
+        """When a new task starts processing and when it ends, in seconds after its create.
+
+        The life comes from :meth:`draw_life`; a queue wait (``queue_wait_median``)
+        comes before it, and the life's first share (``queue_fraction``, jittered
+        per task by ``queue_fraction_jitter``) is still ``submitted``.
+
+        Args:
+            kind: ``video``, ``image`` or ``audio``.
+            factor: Stretch of the median for this request.
+
+        Returns:
+            ``(to_processing, to_end)`` in real seconds (time scale applied).
+        """
+        life = self.draw_life(kind, factor)
+        cfg = self._config
+        wait = 0.0
+        if cfg.queue_wait_median > 0:
+            if cfg.queue_wait_model == "exponential":
+                draw = self._wait_rng.expovariate(math.log(2.0) / cfg.queue_wait_median)
+            else:
+                sigma = cfg.queue_wait_sigma
+                draw = cfg.queue_wait_median * math.exp(
+                    self._wait_rng.gauss(0.0, sigma) if sigma else 0.0
+                )
+            wait = draw * cfg.time_scale
+        share = cfg.queue_fraction
+        if cfg.queue_fraction_jitter > 0:
+            jitter = cfg.queue_fraction_jitter
+            share = min(1.0, max(0.0, share + self._share_rng.uniform(-jitter, jitter)))
+        return wait + life * share, wait + life
 
     def draw_fails(self) -> bool:
         """Whether a new task will fail (``fail_rate``)."""
