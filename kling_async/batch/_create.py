@@ -49,7 +49,7 @@ from ._pacing import Pacing
 from ._ports import AdmissionPort, Follower, JournalPort, SessionPort
 from ._reconcile import Step, lookup_delay, next_step
 from ._results import Results
-from ._values import EventKind, ExternalIdConflictError
+from ._values import EventKind, ExternalIdConflictError, NotStartedError
 from ._wake import Wake
 
 __all__ = ["Create"]
@@ -86,6 +86,8 @@ class Create:
         patience: Seconds after a create that may have landed before a clean
             lookup miss allows sending it again.
         deadline: Seconds of doubt before a job is journaled ``unknown``.
+        halted: Why admissions stopped (``None`` while they run): after a halt
+            nothing is sent, not even a create a clean lookup miss would allow again.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class Create:
         callback_url: Callable[[Endpoint], str] | None,
         patience: float,
         deadline: float,
+        halted: Callable[[], NotStartedError | None] = lambda: None,
     ) -> None:
         self._session = session
         # One request per create call: no retries and no waiting inside the session
@@ -115,6 +118,7 @@ class Create:
         self._callback_url = callback_url
         self.patience = patience
         self.deadline = deadline
+        self._halted = halted
         self._doubts: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
         self.wake = Wake()
@@ -212,6 +216,14 @@ class Create:
             if step is Step.GIVE_UP:
                 self._give_up(job, found)
                 return
+        stopped = self._halted()
+        if stopped is not None:
+            # Admissions stopped after this job was admitted (or while its earlier
+            # create was in doubt): send nothing. Admission ends it ``not_started``; a
+            # job whose create may have landed keeps its journal row ('creating' /
+            # 'unknown'), so the next run looks it up before creating anything.
+            self._gate.requeue(job, stopped, throttled=False)
+            return
         await self._send(job)
 
     async def _lookup(self, job: Job) -> Task | Verdict:
