@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+from test_stage_create import ScriptedSession, build, make_job, run
 
 from kling_async import (
     ClientConfig,
@@ -18,7 +19,6 @@ from kling_async import (
 )
 from kling_async._journal import JobState, Journal
 from kling_async.testing import MockTransport
-from test_stage_create import ScriptedSession, build, make_job, run
 
 GUARD = 10.0  # seconds; turns a hang into a failure, never a timing check
 
@@ -32,7 +32,8 @@ async def test_a_clean_miss_after_a_halt_does_not_resend_the_create() -> None:
     create._halted = lambda: halted[0] if halted else None
     job = make_job()
     await run(create, job)
-    assert job.may_exist and session.create_calls == 1
+    assert job.may_exist
+    assert session.create_calls == 1
     halted.append(stop)
     await run(create, job)  # the due lookup: a clean miss that would allow a resend
     assert session.lookups >= 1
@@ -65,11 +66,13 @@ async def test_a_first_send_after_a_halt_is_not_sent() -> None:
 async def test_a_batch_halted_during_doubt_keeps_the_journal_row(tmp_path: Path) -> None:
     """Through a real batch: one create sent, halt while in doubt, row stays 'creating'."""
     creates: list[HTTPRequest] = []
+    sent = anyio.Event()
     stopped = anyio.Event()
 
     def gateway(request: HTTPRequest) -> HTTPResponse:
         if request.method == "POST":
             creates.append(request)
+            sent.set()
             return HTTPResponse.from_json({"code": 5000, "message": "lost"}, status=502)
         if stopped.is_set():
             return HTTPResponse.from_json({"code": 1203, "message": "no task"}, status=404)
@@ -89,8 +92,7 @@ async def test_a_batch_halted_during_doubt_keeps_the_journal_row(tmp_path: Path)
         with anyio.fail_after(GUARD):
             async with session.batch(max_running=1, journal=journal, lookup_patience=0.0) as batch:
                 handle = batch.submit(TextToVideoRequest(prompt="a lighthouse"), key="lh")
-                while not creates:
-                    await anyio.sleep(0.001)
+                await sent.wait()
                 batch.stop_admitting("test")
                 stopped.set()
                 result = await handle.wait()
