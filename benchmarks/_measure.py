@@ -9,8 +9,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-STATUS_KEYS = ("queries", "batch_queries")
-REQUEST_KEYS = ("create_requests", "queries", "batch_queries")
+#: Fake counters that are status requests: single queries, multi-task (batch) queries
+#: and list queries (Kling's own API), each counted once per request.
+STATUS_KEYS = ("queries", "batch_queries", "list_queries")
+REQUEST_KEYS = ("create_requests", *STATUS_KEYS)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -123,3 +125,75 @@ class LoopLagTicker:
 
     def max_ms(self) -> float:
         return max(self.samples, default=math.nan) * 1000.0
+
+
+def batch_metrics(
+    *,
+    jobs: int,
+    quota: int,
+    started: float,
+    finished: float,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    records: list[dict[str, Any]],
+    noticed: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
+    time_scale: float = 1.0,
+) -> dict[str, Any]:
+    """The figures of one batch run, from the fake's counters and task records.
+
+    Args:
+        jobs: Jobs submitted.
+        quota: The account's concurrency quota (for the lower bound).
+        started: Client monotonic time the batch began.
+        finished: Client monotonic time its last result was in hand.
+        before: Fake stats before the run.
+        after: Fake stats after it.
+        records: The fake's task records.
+        noticed: Task id -> client monotonic time its end was known (fills in
+            tasks the fake never answered terminal for).
+        extra: More figures to merge in.
+        time_scale: The fake's clock factor (virtual seconds = real / factor).
+
+    Returns:
+        Makespan over the lower bound, requests per task, lag ratios and counters.
+    """
+    delta = stats_delta(before, after)
+    gaps = [
+        (float(r["first_terminal_seen_at"]) - float(r["created"])) / r["queries"]
+        for r in records
+        if r.get("first_terminal_seen_at") is not None and r.get("queries")
+    ]
+    durations = [float(r.get("duration_s") or 0.0) for r in records]
+    requests = sum(delta.get(k, 0) for k in REQUEST_KEYS)
+    status = sum(delta.get(k, 0) for k in STATUS_KEYS)
+    ratios, missing = lag_ratios(records, noticed)
+    makespan = finished - started
+    bound = lower_bound(records, quota)
+    out: dict[str, Any] = {
+        "jobs": jobs,
+        "tasks_created": int(delta.get("creates", len(records))),
+        "makespan_s": finite(makespan),
+        "lower_bound_s": finite(bound),
+        "makespan_ratio": finite(makespan / bound if bound else math.nan),
+        "requests_per_task": finite(requests / jobs),
+        "status_requests_per_task": finite(status / jobs),
+        "create_requests_per_task": finite(delta.get("create_requests", 0) / jobs),
+        "p50_lag_ratio": finite(percentile(ratios, 50)),
+        "p95_lag_ratio": finite(percentile(ratios, 95)),
+        "max_lag_ratio": finite(max(ratios, default=math.nan)),
+        "unnoticed_tasks": missing,
+        "mean_task_s_virtual": finite(sum(durations) / max(1, len(durations)) / time_scale, 2),
+        "mean_poll_gap_s_virtual": finite(
+            (sum(gaps) / len(gaps) / time_scale) if gaps else math.nan, 3
+        ),
+        "concurrency_limited": int(delta.get("concurrency_limited", 0)),
+        "refused_per_task": finite(delta.get("concurrency_limited", 0) / jobs),
+        "requests": int(requests),
+        "status_requests": int(status),
+        "rate_limited": int(delta.get("rate_limited", 0)),
+        "max_running_observed": after.get("max_running_observed"),
+    }
+    if extra:
+        out.update(extra)
+    return out

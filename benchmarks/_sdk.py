@@ -44,14 +44,16 @@ async def sdk_session(
         yield session
 
 
-def t2v_request(index: int, *, callback_url: str | None = None) -> TextToVideoRequest:
+def t2v_request(
+    index: int, *, callback_url: str | None = None, duration: str = "5"
+) -> TextToVideoRequest:
     """The same job as the naive contenders' body (5 s std, the fake's median life)."""
     return TextToVideoRequest(
         model_name="kling-v2-6",
         prompt=f"A lighthouse on a cliff at dusk, waves crashing, shot {index}",
         mode="std",
         aspect_ratio="16:9",
-        duration="5",
+        duration=duration,
         callback_url=callback_url,
     )
 

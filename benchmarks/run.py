@@ -7,6 +7,8 @@ Usage::
     python benchmarks/run.py --json          # the same, one JSON object on stdout
     python benchmarks/run.py --quick --json  # smoke run of a few seconds (the test suite)
     python benchmarks/run.py --only batch    # one scenario
+    python benchmarks/run.py --only matrix   # the schedule matrix (every shape, ~12 min)
+    python benchmarks/run.py --only matrix:base --only matrix:official  # some shapes
 
 Every scenario runs the fake gateway in a child process (its CPU and memory are not
 the client's) on loopback, with a compressed clock (the fake's ``time_scale``) and a
@@ -47,15 +49,12 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import matrix  # noqa: E402
 from _contenders import Api, bare_lifecycles, naive_batch  # noqa: E402
 from _fakeproc import FakeProcess, InProcessFake, start_fake  # noqa: E402
 from _measure import (  # noqa: E402
-    REQUEST_KEYS,
-    STATUS_KEYS,
+    batch_metrics,
     finite,
-    lag_ratios,
-    lower_bound,
-    percentile,
     read_status_kb,
     stats_delta,
 )
@@ -68,7 +67,9 @@ API_KEY = "bench-key"
 ENDPOINT_PATH = "bench-endpoint"
 #: Standard Webhooks secret shared by the fake (signs) and the receiver (verifies).
 WEBHOOK_SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1iZW5jaG1hcmstc2VjcmV0LTA="  # noqa: S105
-SCENARIOS = ("overhead", "batch", "batch_query", "callbacks", "scale", "fake_server")
+SCENARIOS = ("overhead", "batch", "batch_query", "callbacks", "scale", "fake_server", "matrix")
+#: ``--only matrix:<shape>`` runs one shape of the matrix (``--only matrix``: all).
+MATRIX_CHOICES = tuple(f"matrix:{name}" for name in matrix.shape_names())
 CONTENDERS = ("sdk", "sdk_probe", "sdk_overcommitted", "naive_fast", "naive_slow")
 
 
@@ -166,55 +167,7 @@ def _save_records(
     log.info("records of %s saved to %s", name, path)
 
 
-def _batch_metrics(
-    *,
-    jobs: int,
-    quota: int,
-    started: float,
-    finished: float,
-    before: dict[str, Any],
-    after: dict[str, Any],
-    records: list[dict[str, Any]],
-    noticed: dict[str, float] | None = None,
-    extra: dict[str, Any] | None = None,
-    time_scale: float = 1.0,
-) -> dict[str, Any]:
-    delta = stats_delta(before, after)
-    gaps = [
-        (float(r["first_terminal_seen_at"]) - float(r["created"])) / r["queries"]
-        for r in records
-        if r.get("first_terminal_seen_at") is not None and r.get("queries")
-    ]
-    durations = [float(r.get("duration_s") or 0.0) for r in records]
-    requests = sum(delta.get(k, 0) for k in REQUEST_KEYS)
-    status = sum(delta.get(k, 0) for k in STATUS_KEYS)
-    ratios, missing = lag_ratios(records, noticed)
-    makespan = finished - started
-    bound = lower_bound(records, quota)
-    out: dict[str, Any] = {
-        "jobs": jobs,
-        "tasks_created": int(delta.get("creates", len(records))),
-        "makespan_s": finite(makespan),
-        "lower_bound_s": finite(bound),
-        "makespan_ratio": finite(makespan / bound if bound else math.nan),
-        "requests_per_task": finite(requests / jobs),
-        "status_requests_per_task": finite(status / jobs),
-        "create_requests_per_task": finite(delta.get("create_requests", 0) / jobs),
-        "p50_lag_ratio": finite(percentile(ratios, 50)),
-        "p95_lag_ratio": finite(percentile(ratios, 95)),
-        "max_lag_ratio": finite(max(ratios, default=math.nan)),
-        "unnoticed_tasks": missing,
-        "mean_task_s_virtual": finite(sum(durations) / max(1, len(durations)) / time_scale, 2),
-        "mean_poll_gap_s_virtual": finite(
-            (sum(gaps) / len(gaps) / time_scale) if gaps else math.nan, 3
-        ),
-        "concurrency_limited": int(delta.get("concurrency_limited", 0)),
-        "rate_limited": int(delta.get("rate_limited", 0)),
-        "max_running_observed": after.get("max_running_observed"),
-    }
-    if extra:
-        out.update(extra)
-    return out
+_batch_metrics = batch_metrics
 
 
 # --- scenario 1: overhead ------------------------------------------------------------------
@@ -653,6 +606,9 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append("batch: " + " | ".join(("contender", *cols)))
         for name, m in batch.items():
             lines.append("  " + " | ".join([name, *(str(m.get(c)) for c in cols)]))
+    if isinstance(report.get("matrix"), dict):
+        lines.append("")
+        lines.append(matrix.render(report["matrix"]))
     for row in report.get("targets", []):
         mark = "met   " if row["met"] else "MISSED"
         lines.append(f"{mark} {row['target']}: {row['measured']} (target {row['limit']})")
@@ -689,9 +645,19 @@ def machine() -> dict[str, Any]:
     }
 
 
+#: Shapes of the matrix to run (empty: every one); set from ``--only matrix:<shape>``.
+MATRIX_SHAPES: list[str] = []
+
+
+async def scenario_matrix(plan: Plan) -> dict[str, Any]:
+    """The schedule matrix (``benchmarks/matrix.py``): loop vs SDK defaults per shape."""
+    return await matrix.run_matrix(MATRIX_SHAPES, quick=plan.parallel)
+
+
 async def run(plan: Plan, only: list[str], quick: bool, inline: bool) -> dict[str, Any]:
     """Run the chosen scenarios and assemble the report."""
     runners: dict[str, Callable[[Plan], Awaitable[dict[str, Any]]]] = {
+        "matrix": scenario_matrix,
         "overhead": scenario_overhead,
         "batch": scenario_batch,
         "batch_query": scenario_batch_query,
@@ -711,7 +677,8 @@ async def run(plan: Plan, only: list[str], quick: bool, inline: bool) -> dict[st
         else:
             results[name] = await runners[name](plan)
         durations[name] = round(time.perf_counter() - t0, 2)
-        log.info("scenario %s done in %.1fs: %s", name, durations[name], results[name])
+        shown = "(tables below)" if name == "matrix" else results[name]
+        log.info("scenario %s done in %.1fs: %s", name, durations[name], shown)
 
     if plan.parallel:
         # Smoke run: figures are meaningless anyway, so overlap everything but the
@@ -747,7 +714,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
-        "--only", action="append", choices=SCENARIOS, help="run this scenario (repeatable)"
+        "--only",
+        action="append",
+        choices=SCENARIOS + MATRIX_CHOICES,
+        help="run this scenario (repeatable); matrix:<shape> runs one shape of the matrix",
     )
     parser.add_argument(
         "--records", metavar="DIR", help="save the fake's task records of each run there"
@@ -766,7 +736,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     log.setLevel(logging.INFO)
     plan = QUICK if args.quick else FULL
-    only = args.only or list(SCENARIOS)
+    only: list[str] = []
+    for name in args.only or SCENARIOS:
+        if name.startswith("matrix:"):
+            MATRIX_SHAPES.append(name.split(":", 1)[1])
+            name = "matrix"
+        if name not in only:
+            only.append(name)
     started = time.perf_counter()
     report = asyncio.run(run(plan, only, args.quick, args.inline))
     report["meta"]["total_seconds"] = round(time.perf_counter() - started, 2)

@@ -1,0 +1,561 @@
+"""The schedule matrix: the 5 s polling loop and the SDK's defaults on many gateway shapes.
+
+Each scenario (a :class:`Shape`) runs every contender one after the other, each
+against its own fresh fake gateway process with the same seed, so both see the
+same task lives. A contender's client runs in a child interpreter of its own
+(``python benchmarks/matrix.py --client '<json>'``) so the CPU it reports is its
+own: process CPU over the run divided by the requests the fake counted.
+
+Contenders:
+
+``loop_5s``
+    What users write: ``asyncio.gather`` + ``asyncio.Semaphore(quota)`` + create +
+    poll every 5 s (times the clock factor), bare aiohttp and ``json``
+    (:func:`_contenders.loop_batch`); on Kling's own API with a PyJWT token from
+    the access/secret pair.
+``sdk``
+    Pure defaults, as a new user would: ``ClientConfig(...).time_scaled(ts)`` and
+    ``session.batch(max_running=quota)``, results read with ``async for``.
+
+Run ``python benchmarks/run.py --only matrix`` (every shape) or
+``--only matrix:<shape>`` (one); ``--quick`` runs tiny sizes in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from _contenders import Api, KlingApi, loop_batch  # noqa: E402
+from _fakeproc import start_fake  # noqa: E402
+from _measure import batch_metrics, finite  # noqa: E402
+from _sdk import t2v_request, turbo_request  # noqa: E402
+
+# Imported here, not in the clients: a client's CPU figure must not include imports.
+from kling_async import ClientConfig, ImageGenerationRequest, KlingSession  # noqa: E402
+from kling_async._auth import scaled_clock  # noqa: E402
+
+log = logging.getLogger("bench.matrix")
+
+SEED = 20250611
+API_KEY = "bench-key"
+ENDPOINT_PATH = "bench-endpoint"
+ACCESS_KEY = "bench-access"
+SECRET_KEY = "bench-secret-bench-secret-bench-secret"  # noqa: S105 (a fake's test pair)
+CONTENDERS = ("loop_5s", "sdk")
+#: The loop's poll period in virtual seconds (what users write: every 5 s).
+LOOP_PERIOD = 5.0
+
+
+@attrs.frozen(kw_only=True)
+class Shape:
+    """One scenario of the matrix.
+
+    Attributes:
+        name: Its name (``--only matrix:<name>``).
+        summary: One line for the table's heading.
+        jobs: Jobs in the batch.
+        quota: The account's concurrency quota, and the batch's ``max_running``.
+        time_scale: The fake's clock factor.
+        mix: Job kinds cycled over the jobs (``t2v5``, ``t2v10``, ``turbo``, ``image``).
+        fake: FakeConfig overrides of this shape.
+        backend: ``gateway`` or ``kling`` (Kling's own API routes of the fake).
+        targets: Which of issue 14's target sets applies (see :func:`judge`).
+    """
+
+    name: str
+    summary: str
+    jobs: int
+    quota: int
+    time_scale: float
+    mix: tuple[str, ...] = ("t2v5",)
+    fake: dict[str, Any] = attrs.field(factory=dict)
+    backend: str = "gateway"
+    targets: str = "other"
+
+    def kinds(self) -> list[str]:
+        """The kind of every job, in submission order."""
+        return [self.mix[i % len(self.mix)] for i in range(self.jobs)]
+
+    def fake_config(self) -> dict[str, Any]:
+        """FakeConfig keyword arguments of this shape's gateway."""
+        cfg: dict[str, Any] = {
+            "api_key": API_KEY,
+            "endpoint_path": ENDPOINT_PATH,
+            "key_pairs": [[ACCESS_KEY, SECRET_KEY]],
+            "seed": SEED,
+            "time_scale": self.time_scale,
+            "max_running": self.quota,
+            "video_median": 100.0,
+            "video_sigma": 0.25,
+            "scale_by_request": False,
+        }
+        cfg.update(self.fake)
+        return cfg
+
+
+# The queue wait of ``queue_wait``: exponential with a mean of 30 % of the median
+# life (30 s), so its median is 30 ln 2.
+_WAIT_MEDIAN = round(30.0 * math.log(2.0), 3)
+
+#: The full matrix. Clock factors: 0.01 turns a 100 s life into 1 s, so the 5 s
+#: loop asks every 50 ms per running task (10 tasks: ~200 requests/s, well within
+#: the fake and the client). ``large`` runs 200 at once: at 0.01 the loop would
+#: send ~4,000 requests/s, more than client and fake sustain together on 2 cores
+#: (the fake alone peaks near 5,000); at 0.05 it sends ~800/s and a 5 % lag is
+#: still 250 ms, far above scheduling noise. ``images`` (20 s lives) runs at 0.02
+#: so that a 10 % lag (40 ms) stays well above timer granularity.
+FULL: tuple[Shape, ...] = (
+    Shape(
+        name="base",
+        summary="200 text-to-video, quota 10, log-normal sigma 0.25",
+        jobs=200,
+        quota=10,
+        time_scale=0.01,
+        targets="base",
+    ),
+    Shape(
+        name="half_turbo",
+        summary="200 jobs, half classic, half turbo text-to-video",
+        jobs=200,
+        quota=10,
+        time_scale=0.01,
+        mix=("t2v5", "turbo"),
+        targets="half_turbo",
+    ),
+    Shape(
+        name="large",
+        summary="4,000 text-to-video, quota 200",
+        jobs=4000,
+        quota=200,
+        time_scale=0.05,
+        targets="large",
+    ),
+    Shape(
+        name="sigma_0.1",
+        summary="as base, sigma 0.1",
+        jobs=200,
+        quota=10,
+        time_scale=0.01,
+        fake={"video_sigma": 0.1},
+    ),
+    Shape(
+        name="sigma_0.5",
+        summary="as base, sigma 0.5",
+        jobs=200,
+        quota=10,
+        time_scale=0.01,
+        fake={"video_sigma": 0.5},
+    ),
+    Shape(
+        name="mix_5_10",
+        summary="half 5 s, half 10 s clips, lives scaled by the request",
+        jobs=200,
+        quota=10,
+        time_scale=0.01,
+        mix=("t2v5", "t2v10"),
+        fake={"scale_by_request": True},
+    ),
+    Shape(
+        name="images",
+        summary="200 one-image tasks, median 20 s, sigma 0.05",
+        jobs=200,
+        quota=10,
+        time_scale=0.02,
+        mix=("image",),
+        fake={"image_median": 20.0, "image_sigma": 0.05},
+    ),
+    Shape(
+        name="queue_wait",
+        summary="as base plus an exponential queue wait (mean 30 s) holding the slot",
+        jobs=200,
+        quota=10,
+        time_scale=0.01,
+        fake={"queue_wait_median": _WAIT_MEDIAN, "queue_wait_model": "exponential"},
+    ),
+    Shape(
+        name="alt_gateway",
+        summary=(
+            "bimodal lives (45/145 s), per-task submitted share 0.05-0.45, "
+            "3 s lookup lag, 0.5 s latency"
+        ),
+        jobs=200,
+        quota=10,
+        time_scale=0.01,
+        fake={
+            "duration_model": "bimodal",
+            "bimodal_share": 0.4,
+            "bimodal_spread": 0.55,
+            "video_sigma": 0.12,
+            "queue_fraction": 0.25,
+            "queue_fraction_jitter": 0.2,
+            "lookup_lag": 3.0,
+            "latency": 0.5,
+            "scale_delays": True,
+        },
+    ),
+    Shape(
+        name="official",
+        summary="base on Kling's own API routes (access/secret pair, JWT, list queries)",
+        jobs=200,
+        quota=10,
+        time_scale=0.01,
+        backend="kling",
+        targets="official",
+    ),
+)
+
+
+def quick_shapes() -> tuple[Shape, ...]:
+    """The same shapes at smoke-test sizes (figures not meant to be read)."""
+    out = []
+    for shape in FULL:
+        big = shape.name == "large"
+        out.append(
+            attrs.evolve(
+                shape,
+                jobs=24 if big else 8,
+                quota=8 if big else 4,
+                time_scale=0.002,
+            )
+        )
+    return tuple(out)
+
+
+def shape_names() -> tuple[str, ...]:
+    """Names of the shapes, in run order."""
+    return tuple(shape.name for shape in FULL)
+
+
+# --- one contender's client -------------------------------------------------------------
+
+
+def _sdk_request(kind: str, index: int) -> Any:
+    if kind == "t2v5":
+        return t2v_request(index)
+    if kind == "t2v10":
+        return t2v_request(index, duration="10")
+    if kind == "turbo":
+        return turbo_request(index)
+    if kind == "image":
+        return ImageGenerationRequest(
+            model_name="kling-v2-1",
+            prompt=f"A lighthouse on a cliff at dusk, watercolour, plate {index}",
+            n=1,
+            resolution="1k",
+            aspect_ratio="16:9",
+        )
+    raise ValueError(f"unknown job kind {kind!r}")
+
+
+async def _run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
+    """The SDK with its defaults: a time-scaled config and ``session.batch(max_running=)``."""
+    url, ts = spec["url"], float(spec["time_scale"])
+    if spec["backend"] == "kling":
+        config = ClientConfig(
+            backend="kling", base_url=url, access_key=ACCESS_KEY, secret_key=SECRET_KEY
+        )
+    else:
+        config = ClientConfig(
+            api_key=API_KEY, endpoint_path=ENDPOINT_PATH, base_url=url, turbo_base_url=url
+        )
+    jobs = [(f"job-{i}", _sdk_request(kind, i)) for i, kind in enumerate(spec["kinds"])]
+    noticed: dict[str, float] = {}
+    failures = 0
+    async with KlingSession(config=config.time_scaled(ts)) as session:
+        started = time.monotonic()
+        async with session.batch(max_running=int(spec["quota"])) as batch:
+            batch.submit_all(jobs)
+            async for result in batch:
+                if result.task is not None:
+                    noticed[result.task.id] = time.monotonic()
+                if not result.ok:
+                    failures += 1
+        finished = time.monotonic()
+        summary = batch.summary()
+    return {
+        "started": started,
+        "finished": finished,
+        "noticed": noticed,
+        "failures": failures,
+        "sdk_status_requests": summary.status_requests,
+    }
+
+
+async def _run_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    """The hand-written loop: gather + Semaphore + create + poll every 5 s (scaled)."""
+    url, ts = spec["url"], float(spec["time_scale"])
+    api: Api | KlingApi
+    if spec["backend"] == "kling":
+        api = KlingApi(url, ACCESS_KEY, SECRET_KEY, clock=scaled_clock(ts))
+    else:
+        api = Api(url, API_KEY, ENDPOINT_PATH)
+    period = LOOP_PERIOD * ts
+    res = await loop_batch(
+        api, spec["kinds"], quota=int(spec["quota"]), poll_interval=period, refuse_sleep=period
+    )
+    return {**res, "poll_interval_s": period}
+
+
+async def run_client(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one contender's batch against the fake at ``spec["url"]``; time its CPU.
+
+    Args:
+        spec: ``contender``, ``url``, ``backend``, ``kinds``, ``quota``, ``time_scale``.
+
+    Returns:
+        ``started``/``finished`` (monotonic), ``noticed``, ``cpu_s`` (this
+        process's CPU over the run) and contender-specific figures.
+    """
+    runner = _run_sdk if spec["contender"] == "sdk" else _run_loop
+    cpu0 = time.process_time()
+    res = await runner(spec)
+    res["cpu_s"] = time.process_time() - cpu0
+    return res
+
+
+def _client_main(raw: str) -> int:
+    spec = json.loads(raw)
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    res = asyncio.run(run_client(spec))
+    sys.stdout.write(json.dumps(res) + "\n")
+    return 0
+
+
+async def _client_in_child(spec: dict[str, Any]) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONHASHSEED", "0")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--client",
+        json.dumps(spec),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+        limit=1 << 26,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"client {spec['contender']} exited with status {proc.returncode}")
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))
+
+
+# --- one shape -------------------------------------------------------------------------
+
+
+async def run_contender(shape: Shape, contender: str, *, in_process: bool) -> dict[str, Any]:
+    """One contender on one shape, against a fresh fake; its metrics."""
+    ts = shape.time_scale
+    async with start_fake(shape.fake_config(), in_process=in_process) as fake:
+        before = await fake.stats()
+        spec = {
+            "contender": contender,
+            "url": fake.url,
+            "backend": shape.backend,
+            "kinds": shape.kinds(),
+            "quota": shape.quota,
+            "time_scale": ts,
+        }
+        res = await (run_client(spec) if in_process else _client_in_child(spec))
+        after = await fake.stats()
+        records = await fake.task_records()
+    extra: dict[str, Any] = {
+        k: v for k, v in res.items() if k not in ("started", "finished", "noticed", "cpu_s")
+    }
+    metrics = batch_metrics(
+        jobs=shape.jobs,
+        quota=shape.quota,
+        started=res["started"],
+        finished=res["finished"],
+        before=before,
+        after=after,
+        records=records,
+        noticed={str(k): float(v) for k, v in res["noticed"].items()},
+        extra=extra,
+        time_scale=ts,
+    )
+    requests = metrics["requests"] or 0
+    metrics["client_cpu_s"] = finite(res["cpu_s"], 3)
+    metrics["cpu_ms_per_request"] = finite(
+        res["cpu_s"] * 1000.0 / requests if requests else math.nan, 4
+    )
+    return metrics
+
+
+async def run_shape(shape: Shape, *, in_process: bool) -> dict[str, Any]:
+    """Every contender on ``shape``, one at a time; the table and its targets."""
+    out: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    for contender in CONTENDERS:
+        c0 = time.perf_counter()
+        out[contender] = await run_contender(shape, contender, in_process=in_process)
+        log.info(
+            "matrix/%s/%s: makespan %s, status/task %s (%.1fs)",
+            shape.name,
+            contender,
+            out[contender]["makespan_ratio"],
+            out[contender]["status_requests_per_task"],
+            time.perf_counter() - c0,
+        )
+    return {
+        "shape": {
+            "summary": shape.summary,
+            "jobs": shape.jobs,
+            "quota": shape.quota,
+            "time_scale": shape.time_scale,
+            "backend": shape.backend,
+            "mix": list(shape.mix),
+            "fake": shape.fake,
+        },
+        "contenders": out,
+        "targets": judge(shape.targets, out),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+async def run_matrix(names: Sequence[str], *, quick: bool) -> dict[str, Any]:
+    """The chosen shapes (every one when ``names`` is empty), in order.
+
+    Args:
+        names: Shape names.
+        quick: Smoke sizes, fakes and clients in this process, shapes overlapped.
+
+    Returns:
+        Shape name -> its contenders' metrics and targets.
+    """
+    shapes = quick_shapes() if quick else FULL
+    chosen = [s for s in shapes if not names or s.name in names]
+    results: dict[str, Any] = {}
+    if quick:
+        done = await asyncio.gather(*(run_shape(s, in_process=True) for s in chosen))
+        results = {s.name: r for s, r in zip(chosen, done, strict=True)}
+    else:
+        for shape in chosen:
+            results[shape.name] = await run_shape(shape, in_process=False)
+    return results
+
+
+# --- targets (issue 14), reported, never asserted -----------------------------------------
+
+
+def judge(kind: str, table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 14's targets for a shape, each with its measured figure and pass/FAIL.
+
+    Args:
+        kind: ``base``, ``half_turbo``, ``large``, ``official`` or ``other``.
+        table: Contender name -> metrics.
+
+    Returns:
+        Rows ``{"target", "measured", "limit", "met"}``; a figure that is missing
+        makes its row unmet.
+    """
+    sdk, loop = table.get("sdk", {}), table.get("loop_5s", {})
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, value: Any, limit: Any) -> None:
+        ok = isinstance(value, (int, float)) and isinstance(limit, (int, float))
+        rows.append(
+            {
+                "target": name,
+                "measured": value,
+                "limit": finite(limit) if isinstance(limit, float) else limit,
+                "met": bool(ok and value <= limit + 1e-12),
+            }
+        )
+
+    def scaled(value: Any, factor: float, plus: float = 0.0) -> Any:
+        return value * factor + plus if isinstance(value, (int, float)) else None
+
+    span, status = sdk.get("makespan_ratio"), sdk.get("status_requests_per_task")
+    loop_span, loop_status = loop.get("makespan_ratio"), loop.get("status_requests_per_task")
+    if kind == "base":
+        add("sdk makespan <= loop's", span, loop_span)
+        add("sdk makespan <= 1.04", span, 1.04)
+        add("sdk status/task <= loop's / 3", status, scaled(loop_status, 1 / 3))
+        add("sdk p95 lag <= 0.10", sdk.get("p95_lag_ratio"), 0.10)
+    elif kind == "half_turbo":
+        add("sdk makespan <= 1.05", span, 1.05)
+        add("sdk status/task <= 4", status, 4.0)
+    elif kind == "large":
+        add("sdk makespan <= 1.05", span, 1.05)
+        add("sdk status/task <= 7", status, 7.0)
+        add(
+            "sdk CPU/request <= 1.5 x loop's",
+            sdk.get("cpu_ms_per_request"),
+            scaled(loop.get("cpu_ms_per_request"), 1.5),
+        )
+    elif kind == "official":
+        add("sdk status/task <= 1", status, 1.0)
+        add("sdk makespan <= 1.03", span, 1.03)
+    else:
+        add("sdk makespan <= loop's + 0.01", span, scaled(loop_span, 1.0, 0.01))
+        add("sdk status/task <= loop's / 2", status, scaled(loop_status, 0.5))
+    return rows
+
+
+COLUMNS = (
+    ("makespan_ratio", "makespan/LB"),
+    ("status_requests_per_task", "status/task"),
+    ("requests_per_task", "requests/task"),
+    ("p95_lag_ratio", "p95 lag/dur"),
+    ("refused_per_task", "1303/task"),
+    ("cpu_ms_per_request", "CPU ms/req"),
+)
+
+
+def render(results: dict[str, Any]) -> str:
+    """One table of ratios per shape, its targets marked pass/FAIL beside it."""
+    lines: list[str] = []
+    for name, data in results.items():
+        shape = data["shape"]
+        lines.append(
+            f"## {name}: {shape['summary']} "
+            f"({shape['jobs']} jobs, quota {shape['quota']}, clock x{shape['time_scale']}, "
+            f"{data['seconds']} s)"
+        )
+        header = ["contender", *(label for _, label in COLUMNS)]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for contender, m in data["contenders"].items():
+            cells = [contender, *(_cell(m.get(key)) for key, _ in COLUMNS)]
+            lines.append("| " + " | ".join(cells) + " |")
+        for row in data["targets"]:
+            mark = "pass" if row["met"] else "FAIL"
+            lines.append(
+                f"  {mark}  {row['target']}: {_cell(row['measured'])} (limit {_cell(row['limit'])})"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``--client '<json>'``: run one contender's client (the matrix's child)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--client":
+        return _client_main(args[1])
+    sys.stderr.write("run the matrix with: python benchmarks/run.py --only matrix\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
