@@ -14,6 +14,14 @@ Standalone (tests, scripts, a machine reachable by the gateway)::
 
     async with receiver.serve(host="127.0.0.1", port=0) as url:
         async with session.batch(callbacks=receiver) as batch: ...
+
+Several workers behind one public URL: a callback may land on a worker that does
+not own its task. With a coordination store (a batch opened with ``coordinate=``,
+or on a session configured with one), the receiver hands such a callback to the
+owner's inbox in the store and answers 200 only once the store took it; the owner
+checks it again with its own receiver (signature included) and acts on it exactly
+as on one received directly. Without a store, or when nobody claimed the task, it
+answers 503 with ``Retry-After`` so the sender delivers it again.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import attrs
@@ -34,7 +42,10 @@ from ._converter import parse_task
 from ._endpoints import Endpoint, endpoint_for
 from ._errors import WebhookVerificationError
 from ._task import Task
-from ._webhooks import DEFAULT_TOLERANCE, HEADER_ID, verify
+from ._webhooks import DEFAULT_TOLERANCE, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, verify
+
+if TYPE_CHECKING:
+    from .coordination import SlotStore
 
 __all__ = ["CallbackEvent", "CallbackReceiver"]
 
@@ -43,6 +54,51 @@ logger = logging.getLogger("kling_async")
 #: Query parameter naming the endpoint in the callback URLs the batch hands out.
 ENDPOINT_PARAM = "endpoint"
 _SEEN_IDS = 10_000
+#: First line of a callback handed over through a coordination store.
+_RELAY_MAGIC = b"kling-callback/1"
+#: Headers a handed-over callback keeps (what verifying and de-duplicating need).
+_RELAY_HEADERS = (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)
+
+
+def pack_relay(headers: Mapping[str, str], body: bytes, endpoint: str | None) -> bytes:
+    """Wrap a callback as received (raw body, signature headers) for another worker.
+
+    Args:
+        headers: The request headers.
+        body: The raw body, byte for byte (its signature covers it).
+        endpoint: The endpoint named in the callback URL, if any.
+
+    Returns:
+        The payload: a magic line, one JSON line of headers and endpoint, the body.
+    """
+    kept = {name: headers[name] for name in _RELAY_HEADERS if headers.get(name)}
+    meta = json.dumps({"headers": kept, "endpoint": endpoint}, separators=(",", ":"))
+    return b"\n".join((_RELAY_MAGIC, meta.encode(), body))
+
+
+def unpack_relay(payload: bytes) -> tuple[dict[str, str], bytes, str | None]:
+    """Undo :func:`pack_relay`.
+
+    Args:
+        payload: A payload from a store's inbox.
+
+    Returns:
+        The headers, the raw body and the endpoint name.
+
+    Raises:
+        ValueError: The payload is not a handed-over callback.
+    """
+    magic, _, rest = payload.partition(b"\n")
+    meta_line, sep, body = rest.partition(b"\n")
+    if magic != _RELAY_MAGIC or not sep:
+        raise ValueError("not a handed-over callback")
+    meta = json.loads(meta_line)
+    raw_headers = meta.get("headers") if isinstance(meta, Mapping) else None
+    if not isinstance(raw_headers, Mapping):
+        raise ValueError("not a handed-over callback")  # noqa: TRY004  (a bad payload)
+    headers = {str(k): str(v) for k, v in raw_headers.items() if k in _RELAY_HEADERS}
+    endpoint = meta.get("endpoint")
+    return headers, body, endpoint if isinstance(endpoint, str) else None
 
 
 @attrs.frozen(kw_only=True)
@@ -97,7 +153,12 @@ class CallbackReceiver:
         self.duplicates = 0
         #: Verified callbacks no subscriber claimed (answered 503: sent again later).
         self.unclaimed = 0
+        #: Callbacks for another worker's task handed to it through a store (200).
+        self.handed_over = 0
+        #: Callbacks other workers handed to this one (checked again, then acted on).
+        self.taken_over = 0
         self._warned_unsigned = False
+        self._relays: list[SlotStore] = []
 
     def __repr__(self) -> str:
         return f"CallbackReceiver(url={self.url!r}, signed={self._secret is not None})"
@@ -152,6 +213,79 @@ class CallbackReceiver:
                 self._subscribers.remove(callback)
 
         return unsubscribe
+
+    def relay_through(self, store: SlotStore) -> Callable[[], None]:
+        """Hand callbacks for tasks this process does not own to their owner via ``store``.
+
+        A batch that coordinates through a store calls this for its receiver. The
+        owner is whoever claimed the task in the store (``claim_task``); it reads its
+        inbox and passes each payload to :meth:`take_over`.
+
+        Args:
+            store: The coordination store.
+
+        Returns:
+            A function that stops relaying through it.
+        """
+        self._relays.append(store)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):
+                self._relays.remove(store)
+
+        return stop
+
+    async def _hand_over(
+        self, event: CallbackEvent, headers: Mapping[str, str], body: bytes, endpoint: str | None
+    ) -> bool:
+        """Publish a callback nobody here claimed to its owner's inbox; ``True`` once stored."""
+        task_id = event.task.id
+        if not task_id or not self._relays:
+            return False
+        from .coordination import CoordinationError
+
+        payload = pack_relay(headers, body, endpoint)
+        for store in dict.fromkeys(self._relays):  # each distinct store once, in order
+            try:
+                owner = await store.publish_callback(task_id, payload)
+            except CoordinationError as exc:
+                logger.warning(
+                    "callback for task %s not handed over: %s", task_id, type(exc).__name__
+                )
+                continue
+            if owner is not None:
+                return True
+        return False
+
+    def take_over(self, payload: bytes) -> bool:
+        """Act on a callback another worker handed over, as if it had arrived here.
+
+        The payload carries the raw body and its signature headers, so it is checked
+        again with this receiver's secret: a body that would be refused here is
+        refused (logged, dropped), and one accepted unsigned stays unverified.
+
+        Args:
+            payload: From the store's inbox (see :func:`pack_relay`).
+
+        Returns:
+            Whether a subscriber here claimed it.
+        """
+        try:
+            headers, body, endpoint = unpack_relay(payload)
+            event, claimed = self._accept(headers, body, endpoint=endpoint)
+        except WebhookVerificationError as exc:
+            self.rejected += 1
+            logger.warning("handed-over callback refused: %s", exc)
+            return False
+        except (ValueError, UnicodeDecodeError):
+            self.rejected += 1
+            logger.warning("handed-over callback refused: not a callback this receiver reads")
+            return False
+        self.taken_over += 1
+        if not claimed:
+            task_id = event.task.id if event is not None else "?"
+            logger.info("handed-over callback for task %s: no longer watched here", task_id)
+        return claimed
 
     def _is_duplicate(self, webhook_id: str | None) -> bool:
         if not webhook_id:
@@ -261,8 +395,10 @@ class CallbackReceiver:
             request: The incoming POST.
 
         Returns:
-            200 when accepted (or a known redelivery), 503 when no subscriber knows
-            the task (the sender should deliver it again later), 401 for a bad
+            200 when accepted (or a known redelivery, or handed to the worker that
+            owns the task through a coordination store), 503 when no subscriber knows
+            the task and no owner took it (the sender should deliver it again
+            later), 401 for a bad
             signature, 400 for a bad body, 413 for an oversized one.
         """
         if request.content_length is not None and request.content_length > self.max_body:
@@ -284,6 +420,15 @@ class CallbackReceiver:
             self.rejected += 1
             logger.warning("callback refused: body is not a JSON task object")
             return web.json_response({"ok": False, "error": "body"}, status=400)
+        endpoint = request.query.get(ENDPOINT_PARAM)
+        if (
+            not claimed
+            and event is not None
+            and await self._hand_over(event, request.headers, body, endpoint)
+        ):
+            self.unclaimed -= 1
+            self.handed_over += 1
+            return web.json_response({"ok": True})
         if not claimed:
             task_id = event.task.id if event is not None else ""
             logger.warning(

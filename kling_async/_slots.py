@@ -279,6 +279,34 @@ class SlotPool:
             )
         return cls(config.max_running, ttl=config.slot_ttl)
 
+    @classmethod
+    def for_session(cls, config: ClientConfig) -> SlotPool:
+        """The pool a session holds: one every paid call on it shares, batches included.
+
+        With a coordination store, as :meth:`for_config`. With ``max_running`` alone,
+        the pool is :meth:`coordinated` over a private
+        :class:`~kling_async.coordination.InProcessSlotStore` whose window starts at
+        ``max_running``: single calls queue on it, and every batch opened with
+        ``session.batch(...)`` admits through the same store (its own
+        ``max_running`` is then its share), first come first served. Without either,
+        the unbounded local pool.
+
+        Args:
+            config: The session's configuration.
+
+        Returns:
+            The pool.
+        """
+        limit = config.max_running
+        if getattr(config, "coordination", None) or limit is None:
+            return cls.for_config(config)
+        from .coordination import InProcessSlotStore
+
+        store = InProcessSlotStore(max_capacity=limit, initial_capacity=limit)
+        pool = CoordinatedSlotPool(store, limit=limit, ttl=config.slot_ttl)
+        pool._owns_store = True
+        return pool
+
     async def aclose(self) -> None:
         """Stop background work (nothing to do for a local pool)."""
 
@@ -335,6 +363,8 @@ class CoordinatedSlotPool(SlotPool):
         self._shared: dict[SlotLease, Lease] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._keeper: asyncio.Task[None] | None = None
+        self._owns_store = self._url is not None  # closed by :meth:`aclose`
+        self._grown: set[SlotLease] = set()  # leases whose accepted create was shared
 
     def __repr__(self) -> str:
         return (
@@ -383,6 +413,7 @@ class CoordinatedSlotPool(SlotPool):
         """
         count = max(1, count)
         store = await self.store()
+        self._expire()  # a forgotten task's slots go back before anyone queues behind them
         token = object()  # counted in ``waiting`` while the store queues us
         self._queue.append(token)
         try:
@@ -394,8 +425,42 @@ class CoordinatedSlotPool(SlotPool):
         self._leases.add(lease)
         self._shared[lease] = shared
         if self._keeper is None or self._keeper.done():
-            self._keeper = self._spawn(store.keep_alive())
+            self._keeper = self._spawn(self._keep(store))
         return lease
+
+    async def _keep(self, store: SlotStore) -> None:
+        """Renew the store's leases, and give back leases past their TTL, until cancelled.
+
+        One timer per pool (never one per task): it wakes every third of the store's
+        lease TTL, or at the next local expiry when that comes sooner.
+        """
+        from .coordination import CoordinationError
+
+        every = max(0.05, float(getattr(store, "lease_ttl", 30.0)) / 3.0)
+        while True:
+            until = self._next_expiry() - self._clock()
+            await anyio.sleep(max(0.0, min(every, until)))
+            self._expire()
+            try:
+                await store.renew_all()
+            except CoordinationError:  # the store was closed under us: nothing to renew
+                return
+
+    def bind(self, lease: SlotLease, *, task_id: str | None, external_task_id: str | None) -> None:
+        """Tie a lease to its task; a create accepted (``task_id`` known) grows the window.
+
+        Args:
+            lease: The lease.
+            task_id: The task's id (``None`` while unknown).
+            external_task_id: Its external id, if any.
+        """
+        super().bind(lease, task_id=task_id, external_task_id=external_task_id)
+        store = self._store
+        if task_id and store is not None and lease in self._shared and lease not in self._grown:
+            # A 1303 shrinks the shared window (``changed``); an accepted create grows
+            # it back, as a batch's admission does.
+            self._grown.add(lease)
+            self._spawn(store.on_accepted())
 
     def release(self, lease: SlotLease) -> None:
         """Give a lease's slots back, here and (in the background) in the store.
@@ -406,6 +471,7 @@ class CoordinatedSlotPool(SlotPool):
         if lease.released:
             return
         super().release(lease)
+        self._grown.discard(lease)
         shared = self._shared.pop(lease, None)
         if shared is not None and self._store is not None:
             self._spawn(self._store.release(shared))
@@ -436,7 +502,7 @@ class CoordinatedSlotPool(SlotPool):
         return task
 
     async def aclose(self) -> None:
-        """Stop renewing, finish the pending releases, and close a store opened from a URL.
+        """Stop renewing, finish the pending releases, and close a store this pool opened.
 
         Leases still held are left to expire (their tasks may still run).
         """
@@ -446,6 +512,6 @@ class CoordinatedSlotPool(SlotPool):
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         self._keeper = None
-        if self._url is not None and self._store is not None:
+        if self._owns_store and self._store is not None:
             store, self._store = self._store, None
             await store.aclose()

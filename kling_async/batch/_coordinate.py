@@ -15,7 +15,16 @@ the shared window:
   first task (the watcher's planner is seeded from the store before the first
   create of each kind);
 - a task resumed from the journal re-registers a lease at once (it holds a slot on
-  the gateway whatever the window says).
+  the gateway whatever the window says);
+- with a callback receiver, every task watched by callbacks is claimed in the store,
+  the receiver hands callbacks for other workers' tasks to their owners, and this
+  batch reads its own inbox: each callback handed over is checked again by its
+  receiver and acted on as if it had arrived here;
+- every job that ends gives its lease back at once; when the batch ends (or is
+  cancelled) with leases still held (tasks that may still run), they are no longer
+  renewed and free themselves after the lease TTL, even on a store other users keep
+  renewing; claims are dropped, so later callbacks about such tasks are answered
+  for redelivery instead of being put in a dead inbox.
 
 Stage methods are synchronous, store calls are not: every store call the stages
 cause is queued and run, in order, by one worker in :meth:`Coordination.running`'s
@@ -30,19 +39,20 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
 from .._config import ClientConfig
 from .._schedule import Kind, PollPlanner, observed_duration
-from .._slots import account_key_of
+from .._slots import CoordinatedSlotPool, account_key_of
 from ..coordination import (
     DEFAULT_LEASE_TTL,
     CoordinationError,
@@ -54,12 +64,18 @@ from ..coordination import (
 from ._job import Job
 from ._wake import Wake
 
+if TYPE_CHECKING:
+    from .._callbacks import CallbackReceiver
+
 __all__ = ["Coordination", "kind_key", "learned_duration", "open_coordination"]
 
 logger = logging.getLogger("kling_async")
 
 #: Store calls kept waiting for the worker before the oldest are dropped (a long outage).
 _MAX_PENDING = 100_000
+
+#: Seconds the end of a batch may spend giving its leases and claims back.
+_LET_GO_SECONDS = 10.0
 
 
 def kind_key(kind: Kind) -> str:
@@ -107,14 +123,22 @@ class Coordination:
         store: The shared store.
         holder: This batch's holder id (default: a fresh ``host:pid:random``).
         planner: The watcher's poll planner, seeded from shared durations.
+        callbacks: The batch's callback receiver: it relays through the store, and
+            takes over what other workers hand to this batch.
     """
 
     def __init__(
-        self, store: SlotStore, *, holder: str | None = None, planner: PollPlanner | None = None
+        self,
+        store: SlotStore,
+        *,
+        holder: str | None = None,
+        planner: PollPlanner | None = None,
+        callbacks: CallbackReceiver | None = None,
     ) -> None:
         self.store = store
         self.holder = holder or new_holder_id()
         self._planner = planner
+        self._callbacks = callbacks
         self._leases: dict[Job, Lease] = {}
         self._claimed: set[Job] = set()
         self._seeded: set[Kind] = set()
@@ -289,13 +313,61 @@ class Coordination:
         On a normal exit every queued call is made before the block ends.
         """
         self._stopping = False
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._worker)
+        receiver = self._callbacks
+        async with anyio.create_task_group() as outer:
+            if receiver is not None:
+                outer.start_soon(self._take_over, receiver)
+                stop_relaying = receiver.relay_through(self.store)
             try:
-                yield
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._worker)
+                    try:
+                        yield
+                    finally:
+                        self._stopping = True
+                        self._wake.set()
             finally:
-                self._stopping = True
-                self._wake.set()
+                if receiver is not None:
+                    stop_relaying()
+                outer.cancel_scope.cancel()
+
+    async def _take_over(self, receiver: CallbackReceiver) -> None:
+        """Read this batch's inbox: callbacks other workers received for its tasks."""
+        failures = 0
+        while True:
+            try:
+                async for payload in self.store.inbox(self.holder):
+                    failures = 0
+                    receiver.take_over(payload)
+                return  # the store closed
+            except CoordinationError as exc:  # down past max_outage: keep trying quietly
+                failures += 1
+                logger.warning("callback inbox unreadable (%s)", type(exc).__name__)
+                await anyio.sleep(min(30.0, 0.5 * 2**failures))
+
+    async def let_go(self) -> None:
+        """The batch has ended: make the queued store calls, then give back what is left.
+
+        Leases still held stop being renewed: their creates may have landed, so they
+        free themselves after their TTL rather than at once; claims go (a later
+        callback is answered for redelivery). Shielded from cancellation and
+        bounded in time (the store may be down).
+        """
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_LET_GO_SECONDS):
+            await self._let_go()
+
+    async def _let_go(self) -> None:
+        while self._ops:
+            what, call = self._ops.popleft()
+            await self._run(what, call)
+        forget = getattr(self.store, "forget", None)
+        if callable(forget):
+            for lease in self._leases.values():  # kept: ``holds`` still tells
+                forget(lease)
+        for job in list(self._claimed):
+            task_id = job.task.id if job.task is not None else None
+            if task_id:
+                await self._run("task release", functools.partial(self.store.release_task, task_id))
 
     async def _worker(self) -> None:
         every = self.lease_ttl / 3.0
@@ -333,6 +405,7 @@ async def open_coordination(
     max_running: int,
     stack: contextlib.AsyncExitStack,
     planner: PollPlanner | None = None,
+    callbacks: CallbackReceiver | None = None,
 ) -> Coordination | None:
     """Turn ``BatchOptions.coordinate`` into a :class:`Coordination` (or ``None``).
 
@@ -341,12 +414,15 @@ async def open_coordination(
     one) is used.
 
     Args:
-        spec: ``None``, a ``redis://``/``rediss://``/``unix://`` URL, or a
-            :class:`~kling_async.coordination.SlotStore`.
+        spec: ``None``, a ``redis://``/``rediss://``/``unix://`` URL, a
+            :class:`~kling_async.coordination.SlotStore`, or a session's
+            :class:`~kling_async._slots.CoordinatedSlotPool` (its store is shared).
         config: The session's configuration (the account key is derived from it).
         max_running: The batch's cap, the store's ``max_capacity``.
         planner: The watcher's planner, seeded from shared durations.
         stack: Where the store's closing is registered.
+        callbacks: The batch's callback receiver (callbacks for other workers' tasks
+            are handed over through the store; this batch's are taken over).
 
     Returns:
         The coordination, or ``None`` without ``coordinate``.
@@ -361,6 +437,8 @@ async def open_coordination(
         spec = getattr(config, "coordination", None)
     if spec is None or spec == "":
         return None
+    if isinstance(spec, CoordinatedSlotPool):  # a session's pool: its store, kept open
+        spec = await spec.store()
     if isinstance(spec, str):
         store: SlotStore = await open_store(
             spec, account_key=account_key_of(config), max_capacity=max_running
@@ -372,4 +450,7 @@ async def open_coordination(
         raise TypeError(
             f"coordinate must be a redis:// URL or a SlotStore, not {type(spec).__name__}"
         )
-    return Coordination(store, planner=planner)
+    coordination = Coordination(store, planner=planner, callbacks=callbacks)
+    # Registered after the store's closing: runs first, once the batch's tasks are done.
+    stack.push_async_callback(coordination.let_go)
+    return coordination

@@ -212,6 +212,18 @@ class _LeaseStore(_StoreCore):
             except _Unavailable:
                 logger.debug("lease %s left to expire: store unreachable", lease.lease_id)
 
+    def forget(self, lease: Lease) -> None:
+        """Stop renewing ``lease`` without giving it back: it expires after its TTL.
+
+        For the lease of a task that may still run when nobody follows it any more
+        (a batch left with tasks running): its slots stay counted a while, then free
+        themselves, even while other users of this store keep renewing theirs.
+
+        Args:
+            lease: A lease from this store.
+        """
+        self._disown(lease)
+
     async def reassert(self, leases: Iterable[Lease] | None = None) -> bool:
         """Register leases the store may have lost (after a restart without persistence).
 
