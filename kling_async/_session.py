@@ -43,7 +43,7 @@ from ._reads import Reader
 from ._redact import Redactor
 from ._runs import PaidCalls
 from ._send import Sender
-from ._slots import SlotPool
+from ._slots import CoordinatedSlotPool, SlotPool
 from ._task import Task
 from ._transport import AiohttpTransport, Transport
 
@@ -134,7 +134,7 @@ class KlingSession(TypedFamilies, QueryMethods):
             credentials,
         )
         #: The concurrency slots shared by every paid call of this session.
-        self.slots = SlotPool.for_config(config)
+        self.slots = SlotPool.for_session(config)
         roots = {host: settings.root(host) for host in Host}
         self._reader = Reader(self._sender, settings.backend, roots, self.slots)
         self._paid = PaidCalls(self._sender, self._reader, self.slots, config)
@@ -433,7 +433,10 @@ class KlingSession(TypedFamilies, QueryMethods):
         """Open a batch: fan many generations out under the account's limits.
 
         Every argument is the :class:`kling_async.BatchOptions` field of the same
-        name (documented there), with the same default.
+        name (documented there), with the same default, except ``coordinate``: left
+        ``None`` on a session with ``max_running`` (or a coordination store), the
+        batch admits through the session's slot pool, so its creates and the
+        session's single calls share one queue; its ``max_running`` is its share.
 
         Returns:
             The batch, to use as ``async with session.batch(...) as batch``.
@@ -443,6 +446,8 @@ class KlingSession(TypedFamilies, QueryMethods):
         """
         from .batch import Batch, BatchOptions
 
+        if coordinate is None and isinstance(self.slots, CoordinatedSlotPool):
+            coordinate = self.slots  # the batch takes its share of the session's slots
         options = BatchOptions(
             max_running=max_running,
             max_requests_per_second=max_requests_per_second,

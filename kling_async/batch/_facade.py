@@ -169,6 +169,7 @@ class Batch:
                 config=self._session.config,
                 stack=stack,
                 planner=stages.watch.planner,
+                callbacks=receiver,
             )
             self._results = stages.results
             self._started = time.monotonic()
@@ -476,6 +477,7 @@ class _Stages:
             callback_url=receiver.callback_url_for if receiver is not None else None,
             patience=patience,
             deadline=options.reconcile_deadline,
+            halted=lambda: self.admission.halted,
         )
         self.intake = Intake(
             batch_id=str(batch._batch_id),
