@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import attrs
@@ -154,11 +155,18 @@ def request_from_payload(request_type: type[T], payload: Mapping[str, Any]) -> T
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    if type(value) is dict:  # what json.loads builds: no ABC check needed
+        return value
+    return value if isinstance(value, Mapping) else _EMPTY
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def _text(value: Any) -> str | None:
     """A string, or an integer id written as digits; ``None`` for anything else."""
+    if value is None:
+        return None
     if isinstance(value, str):
         return value or None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -222,7 +230,9 @@ def _audio(item: Mapping[str, Any]) -> AudioOutput:
 
 
 def _entries(value: Any) -> list[Mapping[str, Any]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+    if not value or not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
 
 
 def _watermark(value: Any) -> _models.WatermarkInfo | None:
@@ -249,6 +259,27 @@ def _task_id(data: Mapping[str, Any], *keys: str) -> str:
     raise ResponseDecodeError(f"the task object has no {' or '.join(keys)}")
 
 
+def _classic_outputs(
+    result: Mapping[str, Any],
+) -> tuple[
+    tuple[VideoOutput, ...],
+    tuple[ImageOutput, ...],
+    tuple[ImageOutput, ...],
+    tuple[AudioOutput, ...],
+]:
+    """Videos, images, series images and audios of a classic ``task_result``."""
+    return (
+        tuple(_video(v) for v in _entries(result.get("videos"))),
+        tuple(_image(v, i) for i, v in enumerate(_entries(result.get("images")))),
+        tuple(_image(v, i) for i, v in enumerate(_entries(result.get("series_images")))),
+        tuple(_audio(v) for v in _entries(result.get("audios"))),
+    )
+
+
+#: Outputs of a task still running: its ``task_result`` is empty.
+_NO_OUTPUTS = ((), (), (), ())
+
+
 def _classic_task(
     endpoint: str, data: Mapping[str, Any], request_id: str | None, external_id: str | None
 ) -> Task:
@@ -260,6 +291,10 @@ def _classic_task(
         task_id = _task_id(data, "task_id")
     except ResponseDecodeError:
         task_id = _task_id(info, "task_id")  # seed 003 puts it in task_info once
+    # A running task's result is empty (most queries): nothing to read in it.
+    videos, images, series_images, audios = _classic_outputs(result) if result else _NO_OUTPUTS
+    units = data.get("final_unit_deduction")
+    watermark = data.get("watermark_info")
     return Task(
         id=task_id,
         endpoint=endpoint,
@@ -272,13 +307,11 @@ def _classic_task(
         # Seeds 003/004 print the times inside task_result; the others beside it.
         created_at=ms_to_datetime(_first(data, result, "created_at")),
         updated_at=ms_to_datetime(_first(data, result, "updated_at")),
-        videos=tuple(_video(v) for v in _entries(result.get("videos"))),
-        images=tuple(_image(v, i) for i, v in enumerate(_entries(result.get("images")))),
-        series_images=tuple(
-            _image(v, i) for i, v in enumerate(_entries(result.get("series_images")))
-        ),
-        audios=tuple(_audio(v) for v in _entries(result.get("audios"))),
-        units=_float(data.get("final_unit_deduction")),
+        videos=videos,
+        images=images,
+        series_images=series_images,
+        audios=audios,
+        units=None if units is None else _float(units),
         parent_video=ParentVideo(
             id=_text(parent.get("id")),
             url=_str(parent.get("url")),
@@ -287,8 +320,8 @@ def _classic_task(
         if isinstance(parent, Mapping)
         else None,
         request_id=request_id,
-        result_type=_str(result.get("result_type")),
-        watermark_info=_watermark(data.get("watermark_info")),
+        result_type=_str(result.get("result_type")) if result else None,
+        watermark_info=None if watermark is None else _watermark(watermark),
         raw=data,
     )
 
@@ -299,25 +332,33 @@ def _turbo_task(
     videos: list[VideoOutput] = []
     images: list[ImageOutput] = []
     audios: list[AudioOutput] = []
-    for item in _entries(data.get("outputs")):
-        kind = item.get("type")
-        kind = kind.lower() if isinstance(kind, str) else "video"
-        if kind == "image":
-            images.append(_image(item, len(images)))
-        elif kind == "audio":
-            audios.append(_audio(item))
-        else:
-            videos.append(_video(item))
-    billing = tuple(
-        Charge(
-            amount=_float(charge.get("amount")),
-            charge_type=_str(charge.get("charge_type")),
-            package_type=_str(charge.get("package_type")),
+    outputs = data.get("outputs")
+    if outputs:  # none while the task runs
+        for item in _entries(outputs):
+            kind = item.get("type")
+            kind = kind.lower() if isinstance(kind, str) else "video"
+            if kind == "image":
+                images.append(_image(item, len(images)))
+            elif kind == "audio":
+                audios.append(_audio(item))
+            else:
+                videos.append(_video(item))
+    lines = data.get("billing")
+    billing = (
+        tuple(
+            Charge(
+                amount=_float(charge.get("amount")),
+                charge_type=_str(charge.get("charge_type")),
+                package_type=_str(charge.get("package_type")),
+            )
+            for charge in _entries(lines)
         )
-        for charge in _entries(data.get("billing"))
+        if lines
+        else ()
     )
     amounts = [c.amount for c in billing if c.amount is not None]
     raw_status = data.get("status")
+    watermark = data.get("watermark_info")
     return Task(
         id=_task_id(data, "id", "task_id"),
         endpoint=endpoint,
@@ -334,7 +375,7 @@ def _turbo_task(
         audios=tuple(audios),
         units=math.fsum(amounts) if amounts else None,
         request_id=request_id,
-        watermark_info=_watermark(data.get("watermark_info")),
+        watermark_info=None if watermark is None else _watermark(watermark),
         billing=billing,
         raw=data,
     )

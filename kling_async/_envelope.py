@@ -100,20 +100,31 @@ def json_depth(value: Any) -> int:
     Returns:
         The depth (``{"a": [1]}`` is 2).
     """
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    depth = 0
+    level = [value] if isinstance(value, (dict, list)) else []
+    while level:
         depth += 1
-        deepest = max(deepest, depth)
-        stack.extend((child, depth) for child in children)
-    return deepest
+        below: list[Any] = []
+        for item in level:
+            # Only containers go down a level: scalars cost one type test each.
+            children = item.values() if isinstance(item, dict) else item
+            below.extend(child for child in children if isinstance(child, (dict, list)))
+        level = below
+    return depth
+
+
+#: Every digit to ``0``, every other byte to a space: a run of digits stays a run.
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+#: A run of digits as long as the longest integer literal accepted (sign included):
+#: only a body holding one (in a number or inside a string) needs the decoder that
+#: measures each integer. Shorter runs are parsed in C with the same result.
+_LONG_RUN = b"0" * _MAX_INT_DIGITS
+#: Built once: ``json.loads`` with hooks builds a decoder per call.
+_STRICT = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int
+)
+#: The same rules for a body without a long digit run: integers are parsed in C.
+_FAST = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def parse_json(body: bytes, *, max_depth: int) -> Any:
@@ -134,20 +145,18 @@ def parse_json(body: bytes, *, max_depth: int) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("not UTF-8") from None
+    decoder = _STRICT if _LONG_RUN in body.translate(_DIGITS_ONLY) else _FAST
     try:
-        value = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-        )
+        value = decoder.decode(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     except ValueError as exc:
         reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else "invalid"
         # json's own messages quote a position, never the content; keep the first part.
         raise ValueError(f"not JSON: {reason.split(':')[0][:80]}") from None
-    if json_depth(value) > max_depth:
+    # Each level of nesting opens with a bracket: a body with no more brackets than
+    # the cap (most single-task answers) cannot exceed it, and is not walked.
+    if body.count(b"{") + body.count(b"[") > max_depth and json_depth(value) > max_depth:
         raise ValueError(f"nested deeper than {max_depth}")
     return value
 

@@ -16,6 +16,7 @@ no family for ids this session has seen.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -47,6 +48,8 @@ from ._validation import validate_payload
 
 __all__ = ["Reader", "id_queries", "identify_face", "list_query"]
 
+#: A path segment that :func:`urllib.parse.quote` would leave as it is.
+_SAFE_PART = re.compile(r"[A-Za-z0-9_.~-]+")
 #: How many ids the reader remembers the family of.
 _KNOWN_IDS = 10_000
 
@@ -95,9 +98,17 @@ class Reader:
         Returns:
             The absolute URL (holds the endpoint path: never log it).
         """
-        route = self.route(endpoint)
-        tail = "/".join(quote(p, safe="") for p in parts)
-        return self.roots[route.host] + route.path + (f"/{tail}" if tail else "")
+        return self._url(self.route(endpoint), parts)
+
+    def _url(self, route: FamilyRoute, parts: Sequence[str]) -> str:
+        base = self.roots[route.host] + route.path
+        if not parts:
+            return base
+        return (
+            base
+            + "/"
+            + "/".join(p if _SAFE_PART.fullmatch(p) else quote(p, safe="") for p in parts)
+        )
 
     def check_auth(self, endpoint: Endpoint) -> None:
         """Refuse now a family whose route the configured credentials cannot use.
@@ -140,37 +151,19 @@ class Reader:
         Raises:
             ResponseDecodeError: The object is not a task of the documented shape.
         """
-        failure: ResponseDecodeError | None = None
-        label = self.route(endpoint).path
+        problem: str | None = None
         if not isinstance(data, Mapping):
-            failure = ResponseDecodeError(
-                f"answer has no task object (data is a {type(data).__name__})",
-                path=label,
-                http_status=200,
-            )
+            problem = f"answer has no task object (data is a {type(data).__name__})"
         else:
             try:
-                task = parse_task(endpoint, data)
+                task = parse_task(endpoint, data, request_id=request_id)
             except Exception as exc:  # the converter met types the seeds do not document
-                failure = ResponseDecodeError(
-                    f"task object has the wrong shape ({type(exc).__name__})",
-                    path=label,
-                    http_status=200,
-                )
+                problem = f"task object has the wrong shape ({type(exc).__name__})"
             else:
                 if not task.id:
-                    failure = ResponseDecodeError(
-                        "task object has no task id", path=label, http_status=200
-                    )
-        if failure is not None:
-            raise failure
-        if (
-            request_id
-            and "request_id" in attrs.fields_dict(Task)
-            and getattr(task, "request_id", None) is None
-        ):
-            changes: dict[str, Any] = {"request_id": request_id}  # when Task carries it
-            task = attrs.evolve(task, **changes)
+                    problem = "task object has no task id"
+        if problem is not None:
+            raise ResponseDecodeError(problem, path=self.route(endpoint).path, http_status=200)
         self.slots.observe(task)
         self.remember(task)
         return task
@@ -239,8 +232,8 @@ class Reader:
             ident = task_id if task_id is not None else external_task_id or ""
             call = Call(
                 method="GET",
-                url=self.url(ep, ident),
-                label=f"{route.path}/{{id}}",
+                url=self._url(route, (ident,)),
+                label=route.path + "/{id}",
                 kind="query",
                 phase="read",
                 api_key_only=route.api_key_only,

@@ -24,6 +24,9 @@ MAX_FOREIGN_TEXT = 300
 
 #: A run this long of base64 alphabet is treated as a payload, not as words.
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{64,}={0,2}")
+#: Short text that no pattern here can match (no dot for a token, no space for a
+#: credential, too short for a base64 run, no control character): a request id.
+_PLAIN = re.compile(r"[A-Za-z0-9_-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: An echoed ``Authorization`` value (whatever the token), or a header line holding one.
 _CREDENTIALS = re.compile(r"(?i)\b(?:authorization\s*[:=]\s*)?(?:bearer|basic|token|digest)\s+\S+")
@@ -76,6 +79,8 @@ class Redactor:
         for secret in self._secrets:
             if secret in out:
                 out = out.replace(secret, "***")
+        if _PLAIN.fullmatch(out) is not None and len(out) <= limit:
+            return out  # a request id's shape: nothing below could match it
         out = JWT_PATTERN.sub("<token>", out)
         out = _CREDENTIALS.sub("<credentials>", out)
         out = _BASE64_RUN.sub(lambda m: describe_base64(m.group(0)), out)

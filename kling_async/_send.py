@@ -59,6 +59,8 @@ logger = logging.getLogger("kling_async")
 
 #: Failures of a read that are worth another attempt.
 _READ_RETRY = (Verdict.RETRY, Verdict.RATE_LIMITED, Verdict.NO_SLOT)
+#: Headers of every API request besides the credentials.
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 #: What a refused token tells the user to check (never a value).
 PAIR_HINT = (
     f"Check the access/secret key pair ({ENV_ACCESS_KEY} / access_key, {ENV_SECRET_KEY} / "
@@ -120,6 +122,11 @@ class Sender:
             if config.max_requests_per_second
             else None
         )
+        # Per-request constants, read once (the configuration is frozen).
+        self._timeout = config.timeouts.request
+        self._max_answer_bytes = config.limits.max_answer_bytes
+        self._max_error_bytes = config.limits.max_error_bytes
+        self._headers: tuple[Mapping[str, str], Mapping[str, str]] | None = None
         #: Requests sent (every attempt), by kind.
         self.request_counts: dict[str, int] = {
             "create": 0,
@@ -167,16 +174,17 @@ class Sender:
             TransportError: The exchange failed or the answer broke the protocol.
             APIError: The gateway answered with an error.
         """
-        self.check_open()
-        auth = self.auth_for(api_key_only=call.api_key_only, what=call.label)
+        if self.closed:
+            self.check_open()
+        auth = self.credentials.pick(api_key_only=call.api_key_only, what=call.label)
         renewed = False
         while True:
-            await self._rate_limit(limiter)
+            if limiter is not None or self.limiter is not None:
+                await self._rate_limit(limiter)
             self.request_counts[call.kind] += 1
             started = time.perf_counter()
             failure: KlingError | None = None
-            attributes = {"kling.kind": call.kind, "http.method": call.method}
-            with _telemetry.span("kling.request", **attributes):
+            with _telemetry.request_span(call.kind, call.method):
                 try:
                     response = await self._exchange(call, await self._authorize(call, auth))
                     answer = self._decode(call, response)
@@ -225,21 +233,21 @@ class Sender:
             await self.limiter.acquire()
 
     async def _authorize(self, call: Call, auth: AuthStrategy) -> HTTPRequest:
-        headers: Mapping[str, str] = {
-            **await auth.headers(),
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-        limits = self.config.limits
+        base = await auth.headers()
+        cached = self._headers
+        if cached is None or cached[0] is not base:
+            # An API key's headers are one object for the session's life: merged once.
+            # A token's are new after each renewal, and merged again then.
+            cached = self._headers = (base, {**base, **_JSON_HEADERS})
         return HTTPRequest(
             method=call.method,
             url=call.url,
             label=call.label,
-            headers=headers,
+            headers=cached[1],
             body=call.body,
-            timeout=self.config.timeouts.request,
-            max_answer_bytes=limits.max_answer_bytes,
-            max_error_bytes=limits.max_error_bytes,
+            timeout=self._timeout,
+            max_answer_bytes=self._max_answer_bytes,
+            max_error_bytes=self._max_error_bytes,
         )
 
     async def _exchange(self, call: Call, request: HTTPRequest) -> HTTPResponse:

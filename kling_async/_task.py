@@ -51,6 +51,10 @@ class TaskStatus(str, enum.Enum):
         Returns:
             The member; ``UNKNOWN`` for anything unrecognised.
         """
+        if type(value) is str:
+            found = _STATUS_ALIASES.get(value)  # the wire's own spelling, as a rule
+            if found is not None:
+                return found
         text = value.strip().lower() if isinstance(value, str) else ""
         return _STATUS_ALIASES.get(text, cls.UNKNOWN)
 
@@ -346,10 +350,19 @@ def ms_to_datetime(value: object) -> datetime | None:
     Returns:
         The datetime, or ``None`` when absent or unparseable.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or value == "":
+    if type(value) is int:  # a JSON integer, as the seeds print it
+        number: float | int = value
+    elif isinstance(value, bool) or not isinstance(value, (int, float, str)) or value == "":
         return None
+    else:
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):
+            return None
     try:
-        number = float(value)
-        return datetime.fromtimestamp(number / 1000.0, tz=timezone.utc)
+        return datetime.fromtimestamp(number / 1000.0, tz=_UTC)
     except (ValueError, OverflowError, OSError):
         return None
+
+
+_UTC = timezone.utc

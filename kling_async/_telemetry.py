@@ -37,14 +37,17 @@ Swap the console exporters for ``opentelemetry-exporter-otlp`` to ship to a
 collector. To keep the SDK off the global providers (tests, several pipelines in
 one process), pass explicit ones to :func:`configure`.
 
-Every function here is cheap and never raises because telemetry is missing.
+Every function here is cheap and never raises because telemetry is missing. While
+the SDK follows the global providers and none is installed (or a no-op one is), a
+request opens no span at all: :func:`tracing` answers that with one lookup, so the
+hook costs next to nothing on the request path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 try:  # the ``otel`` extra
@@ -54,6 +57,16 @@ except ImportError:  # pragma: no cover - exercised only without the extra insta
     _otel_metrics = None  # type: ignore[assignment]
     _otel_trace = None  # type: ignore[assignment]
 
+#: Global tracer providers that record nothing: the proxy handed out before an
+#: application installs one, and the explicit no-op.
+_SILENT_PROVIDERS: tuple[type, ...] = (
+    (_otel_trace.ProxyTracerProvider, _otel_trace.NoOpTracerProvider)
+    if _otel_trace is not None
+    else ()
+)
+#: What :func:`span` returns when no span is worth opening (reusable, reentrant).
+_NO_SPAN: AbstractContextManager[None] = contextlib.nullcontext()
+
 __all__ = [
     "add_queue_length",
     "add_slots_held",
@@ -61,7 +74,9 @@ __all__ = [
     "configure",
     "record_refusal",
     "record_span",
+    "request_span",
     "span",
+    "tracing",
 ]
 
 _NAME = "kling_async"
@@ -75,6 +90,8 @@ class _Instruments:
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         self.tracer: Any = None
+        #: Whether the tracer comes from a provider passed to :func:`configure`.
+        self.explicit_tracer = tracer_provider is not None
         self.refusals: Any = None
         self.slots_held: Any = None
         self.queue_length: Any = None
@@ -140,9 +157,27 @@ def configure(*, tracer_provider: Any = None, meter_provider: Any = None) -> boo
     return available()
 
 
-@contextlib.contextmanager
-def span(name: str, **attributes: AttributeValue) -> Iterator[None]:
-    """Wrap a block in a span named ``name`` (a no-op without OpenTelemetry).
+def tracing() -> bool:
+    """Whether a span opened now would reach a tracer provider that may record it.
+
+    ``False`` without the ``otel`` extra, and while the SDK follows the global
+    provider and that is still OpenTelemetry's placeholder (or its no-op): spans
+    would be dropped anyway, so none is built. A provider passed to
+    :func:`configure` is always used.
+
+    Returns:
+        Whether to open spans.
+    """
+    instruments = _instruments if _instruments is not None else _get()
+    if instruments.tracer is None:
+        return False
+    if instruments.explicit_tracer:
+        return True
+    return not isinstance(_otel_trace.get_tracer_provider(), _SILENT_PROVIDERS)
+
+
+def span(name: str, **attributes: AttributeValue) -> AbstractContextManager[Any]:
+    """A span named ``name`` around a ``with`` block (a shared no-op when not :func:`tracing`).
 
     An exception leaving the block is recorded on the span and re-raised.
 
@@ -150,15 +185,30 @@ def span(name: str, **attributes: AttributeValue) -> Iterator[None]:
         name: Span name, e.g. ``"kling.request"`` or ``"kling.job"``.
         **attributes: Span attributes (no secrets, no payloads).
 
-    Yields:
-        Nothing; the span is current inside the block.
+    Returns:
+        A context manager; the span is current inside the block.
     """
-    tracer = _get().tracer
-    if tracer is None:
-        yield
-        return
-    with tracer.start_as_current_span(name, attributes=attributes):
-        yield
+    if not tracing():
+        return _NO_SPAN
+    return _get().tracer.start_as_current_span(name, attributes=attributes)  # type: ignore[no-any-return]
+
+
+def request_span(kind: str, method: str) -> AbstractContextManager[Any]:
+    """The ``kling.request`` span of one API request (attributes built only when tracing).
+
+    Args:
+        kind: The request's counter: ``create``, ``query``, ``batch_query``...
+        method: ``GET`` or ``POST``.
+
+    Returns:
+        A context manager, as :func:`span`.
+    """
+    if not tracing():
+        return _NO_SPAN
+    attributes = {"kling.kind": kind, "http.method": method}
+    return _get().tracer.start_as_current_span(  # type: ignore[no-any-return]
+        "kling.request", attributes=attributes
+    )
 
 
 def record_span(name: str, *, seconds: float, **attributes: AttributeValue) -> None:
@@ -169,9 +219,9 @@ def record_span(name: str, *, seconds: float, **attributes: AttributeValue) -> N
         seconds: How long it lasted, ending now.
         **attributes: Span attributes (no secrets, no payloads).
     """
-    tracer = _get().tracer
-    if tracer is None:
+    if not tracing():
         return
+    tracer = _get().tracer
     end = time.time_ns()
     start = end - int(max(seconds, 0.0) * 1e9)
     recorded = tracer.start_span(name, attributes=attributes, start_time=start)

@@ -195,10 +195,19 @@ def _translate(
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int | None) -> tuple[bytes, bool]:
     """Read a body, stopping once it exceeds ``limit`` bytes."""
-    if limit is None:
-        return await response.read(), False
     announced = response.content_length
-    if announced is not None and announced > limit and response.status < 400:
+    if limit is None or (
+        announced is not None
+        and announced <= limit
+        and "Content-Encoding" not in response.headers
+        and "Transfer-Encoding" not in response.headers
+    ):
+        # No cap, or a plain body whose length is within it: aiohttp stops at
+        # Content-Length, so one read cannot pass the cap. A compressed body is
+        # inflated while read and may grow past it, and a chunked one is not bound
+        # by a length: those are streamed and counted.
+        return await response.read(), False
+    if announced is not None and response.status < 400:
         # Not worth a byte: the answer is refused whole.
         return b"", True
     parts: list[bytes] = []
@@ -257,6 +266,8 @@ class AiohttpTransport:
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections
         self._closed = False
+        # ClientTimeout is frozen: one per distinct total serves every request.
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def __repr__(self) -> str:
         return f"AiohttpTransport(owned={self._owned}, closed={self._closed})"
@@ -275,7 +286,14 @@ class AiohttpTransport:
         return self._session
 
     def _timeout(self, total: float) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=total, sock_connect=self._connect_timeout)
+        timeout = self._timeouts.get(total)
+        if timeout is None:
+            if len(self._timeouts) > 32:  # callers varying it per request: keep a few
+                self._timeouts.clear()
+            timeout = self._timeouts[total] = aiohttp.ClientTimeout(
+                total=total, sock_connect=self._connect_timeout
+            )
+        return timeout
 
     async def send(self, request: HTTPRequest) -> HTTPResponse:
         """Send ``request`` and read its answer, up to the request's caps.
