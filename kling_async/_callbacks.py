@@ -217,9 +217,11 @@ class CallbackReceiver:
     def relay_through(self, store: SlotStore) -> Callable[[], None]:
         """Hand callbacks for tasks this process does not own to their owner via ``store``.
 
-        A batch that coordinates through a store calls this for its receiver. The
-        owner is whoever claimed the task in the store (``claim_task``); it reads its
-        inbox and passes each payload to :meth:`take_over`.
+        A batch that coordinates through a store calls this for its receiver (once
+        per store: calling it again with the same store changes nothing). The owner
+        is whoever claimed the task in the store (``claim_task``); it reads its inbox
+        and passes each payload to :meth:`take_over`. A store that has been closed
+        is dropped at its next use.
 
         Args:
             store: The coordination store.
@@ -227,7 +229,8 @@ class CallbackReceiver:
         Returns:
             A function that stops relaying through it.
         """
-        self._relays.append(store)
+        if not any(known is store for known in self._relays):
+            self._relays.append(store)
 
         def stop() -> None:
             with contextlib.suppress(ValueError):
@@ -245,7 +248,11 @@ class CallbackReceiver:
         from .coordination import CoordinationError
 
         payload = pack_relay(headers, body, endpoint)
-        for store in dict.fromkeys(self._relays):  # each distinct store once, in order
+        for store in list(self._relays):
+            if getattr(store, "closed", False):
+                with contextlib.suppress(ValueError):
+                    self._relays.remove(store)
+                continue
             try:
                 owner = await store.publish_callback(task_id, payload)
             except CoordinationError as exc:

@@ -317,7 +317,6 @@ class Coordination:
         async with anyio.create_task_group() as outer:
             if receiver is not None:
                 outer.start_soon(self._take_over, receiver)
-                stop_relaying = receiver.relay_through(self.store)
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._worker)
@@ -327,8 +326,6 @@ class Coordination:
                         self._stopping = True
                         self._wake.set()
             finally:
-                if receiver is not None:
-                    stop_relaying()
                 outer.cancel_scope.cancel()
 
     async def _take_over(self, receiver: CallbackReceiver) -> None:
@@ -444,12 +441,18 @@ async def open_coordination(
             spec, account_key=account_key_of(config), max_capacity=max_running
         )
         stack.push_async_callback(store.aclose)
+        if callbacks is not None:  # the store closes with the batch: stop relaying first
+            stack.callback(callbacks.relay_through(store))
     elif isinstance(spec, SlotStore):
         store = spec
     else:
         raise TypeError(
             f"coordinate must be a redis:// URL or a SlotStore, not {type(spec).__name__}"
         )
+    if callbacks is not None and not isinstance(spec, str):
+        # The store outlives the batch (the session's or the caller's): the receiver
+        # keeps handing other workers' callbacks to their owners after the batch ends.
+        callbacks.relay_through(store)
     coordination = Coordination(store, planner=planner, callbacks=callbacks)
     # Registered after the store's closing: runs first, once the batch's tasks are done.
     stack.push_async_callback(coordination.let_go)

@@ -287,6 +287,11 @@ class _StoreCore(abc.ABC):
             raise CoordinationError(f"coordination store {self._describe} is closed")
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called (every later call raises)."""
+        return self._closed
+
+    @property
     def max_capacity(self) -> int:
         """This process's cap on the shared window (its ``max_running``)."""
         return self._max_capacity
