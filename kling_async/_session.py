@@ -433,10 +433,8 @@ class KlingSession(TypedFamilies, QueryMethods):
         """Open a batch: fan many generations out under the account's limits.
 
         Every argument is the :class:`kling_async.BatchOptions` field of the same
-        name (documented there), with the same default, except ``coordinate``: left
-        ``None`` on a session with ``max_running`` (or a coordination store), the
-        batch admits through the session's slot pool, so its creates and the
-        session's single calls share one queue; its ``max_running`` is its share.
+        name (documented there), with the same default; ``coordinate=None`` on a
+        session with ``max_running`` shares :attr:`slots` (``max_running``: a share).
 
         Returns:
             The batch, to use as ``async with session.batch(...) as batch``.
