@@ -57,7 +57,13 @@ def _is_request_model(cls: Any) -> bool:
     return attrs.has(cls) and getattr(cls, "__module__", "").startswith(_models.__name__)
 
 
+#: Values a body carries as they are (most of a request's fields).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def _unstructure(obj: Any) -> Any:
+    if type(obj) in _AS_IS:
+        return obj
     if attrs.has(type(obj)):
         return {
             name: _unstructure(value)
@@ -407,7 +413,7 @@ def parse_task(
     Raises:
         ResponseDecodeError: ``data`` is not an object, or has no usable task id.
     """
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise ResponseDecodeError("the task is not a JSON object")
     if isinstance(endpoint, Endpoint):
         name, turbo = endpoint.name, endpoint.shape is Shape.TURBO

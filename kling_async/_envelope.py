@@ -105,10 +105,12 @@ def json_depth(value: Any) -> int:
     while level:
         depth += 1
         below: list[Any] = []
+        push = below.append
         for item in level:
             # Only containers go down a level: scalars cost one type test each.
-            children = item.values() if isinstance(item, dict) else item
-            below.extend(child for child in children if isinstance(child, (dict, list)))
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, (dict, list)):
+                    push(child)
         level = below
     return depth
 

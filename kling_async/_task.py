@@ -351,6 +351,10 @@ def ms_to_datetime(value: object) -> datetime | None:
         The datetime, or ``None`` when absent or unparseable.
     """
     if type(value) is int:  # a JSON integer, as the seeds print it
+        # A task's times repeat from poll to poll: each is converted once.
+        cached = _MS_CACHE.get(value)
+        if cached is not None:
+            return cached
         number: float | int = value
     elif isinstance(value, bool) or not isinstance(value, (int, float, str)) or value == "":
         return None
@@ -360,9 +364,17 @@ def ms_to_datetime(value: object) -> datetime | None:
         except (ValueError, OverflowError):
             return None
     try:
-        return datetime.fromtimestamp(number / 1000.0, tz=_UTC)
+        moment = datetime.fromtimestamp(number / 1000.0, tz=_UTC)
     except (ValueError, OverflowError, OSError):
         return None
+    if type(value) is int:
+        if len(_MS_CACHE) >= _MS_CACHE_SIZE:
+            _MS_CACHE.clear()
+        _MS_CACHE[value] = moment
+    return moment
 
 
 _UTC = timezone.utc
+#: Recent integer timestamps and their (immutable) datetimes.
+_MS_CACHE: dict[int, datetime] = {}
+_MS_CACHE_SIZE = 8192

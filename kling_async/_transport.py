@@ -207,7 +207,7 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int | None) -> t
         # inflated while read and may grow past it, and a chunked one is not bound
         # by a length: those are streamed and counted.
         return await response.read(), False
-    if announced is not None and response.status < 400:
+    if announced is not None and announced > limit and response.status < 400:
         # Not worth a byte: the answer is refused whole.
         return b"", True
     parts: list[bytes] = []
