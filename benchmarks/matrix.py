@@ -190,7 +190,7 @@ FULL: tuple[Shape, ...] = (
     Shape(
         name="alt_gateway",
         summary=(
-            "bimodal lives (45/145 s), per-task submitted share 0.05-0.45, "
+            "bimodal lives (45/155 s), per-task submitted share 0.05-0.45, "
             "3 s lookup lag, 0.5 s latency"
         ),
         jobs=200,

@@ -746,6 +746,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     report = asyncio.run(run(plan, only, args.quick, args.inline))
     report["meta"]["total_seconds"] = round(time.perf_counter() - started, 2)
+    given = sys.argv[1:] if argv is None else argv
+    report["meta"]["command"] = " ".join(["python benchmarks/run.py", *given])
     report["targets"] = evaluate_targets(report)
     if args.json:
         sys.stdout.write(json.dumps(report, allow_nan=False) + "\n")

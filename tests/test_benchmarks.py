@@ -61,7 +61,8 @@ def report() -> dict[str, Any]:
 
 def test_top_level_keys(report: dict[str, Any]) -> None:
     """The report has one entry per scenario plus the run's metadata."""
-    for key in ("overhead", "batch", "batch_query", "callbacks", "scale", "fake_server", "meta"):
+    scenarios = ("overhead", "batch", "batch_query", "callbacks", "scale", "fake_server")
+    for key in (*scenarios, "matrix", "meta"):
         assert key in report, key
 
 
