@@ -9,7 +9,8 @@
 How it is built (docs/guides/web-apps.md explains each point):
 
 - one KlingSession per process, and one long-lived batch on it that every request
-  shares: its slots (--max-running), its journal, its downloads;
+  shares: its slots (--max-running, the session's one pool, which single calls
+  such as session.text_to_video.run() would share too), its journal, its downloads;
 - callbacks: each task carries --public-url + /kling/callback, the address the
   gateway reaches (a proxy's, in production); the receiver verifies their
   signature and the batch finishes the job at once; polling is a slow fallback;
@@ -83,7 +84,7 @@ log = logging.getLogger("web_app")
 async def connect(settings: argparse.Namespace) -> AsyncIterator[KlingSession]:
     """A session from KLING_* variables, or one on an in-process fake gateway (--fake)."""
     if not settings.fake:
-        async with KlingSession.from_env() as session:
+        async with KlingSession.from_env(max_running=settings.max_running) as session:
             yield session
         return
     from kling_async.testing import FakeConfig, run_fake_gateway
@@ -91,7 +92,10 @@ async def connect(settings: argparse.Namespace) -> AsyncIterator[KlingSession]:
     fake_config = FakeConfig(
         time_scale=FAKE_TIME_SCALE, webhook_secret=settings.secret, max_running=settings.quota
     )
-    async with run_fake_gateway(fake_config) as fake, fake.session() as session:
+    async with (
+        run_fake_gateway(fake_config) as fake,
+        fake.session(max_running=settings.max_running) as session,
+    ):
         yield session
 
 
