@@ -731,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     SEQUENTIAL = args.sequential
     IN_PROCESS = args.quick
     RECORDS_DIR = Path(args.records) if args.records else None
+    matrix.RECORDS_DIR = RECORDS_DIR
     logging.basicConfig(
         stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s %(message)s"
     )

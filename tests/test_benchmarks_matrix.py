@@ -124,14 +124,13 @@ def test_base_targets(matrix_module: Any) -> None:
 
 def test_other_shape_targets(matrix_module: Any) -> None:
     """Other shapes allow 0.01 more makespan than the loop at half its status requests."""
-    loop = {"makespan_ratio": 1.10, "status_requests_per_task": 10.0}
-    rows = matrix_module.judge(
-        "other", _table({"makespan_ratio": 1.109, "status_requests_per_task": 5.0}, loop)
-    )
+    loop = {"makespan_ratio": 1.10, "status_requests_per_task": 10.0, "requests_per_task": 11.0}
+    good = {"makespan_ratio": 1.109, "status_requests_per_task": 5.0, "requests_per_task": 5.5}
+    rows = matrix_module.judge("other", _table(good, loop))
+    assert len(rows) == 3
     assert all(r["met"] for r in rows)
-    rows = matrix_module.judge(
-        "other", _table({"makespan_ratio": 1.111, "status_requests_per_task": 5.1}, loop)
-    )
+    bad = {"makespan_ratio": 1.111, "status_requests_per_task": 5.1, "requests_per_task": 5.6}
+    rows = matrix_module.judge("other", _table(bad, loop))
     assert not any(r["met"] for r in rows)
 
 
