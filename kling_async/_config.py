@@ -279,6 +279,9 @@ class ClientConfig:
             shared slot and batches opened on the session coordinate through it.
             ``None``: this process only. Not part of ``repr`` (a URL may hold a
             password).
+        time_factor: Seconds of this machine per second of the gateway's clock,
+            as set by :meth:`time_scaled` (``1.0`` for a real gateway). Batches
+            count their refusal ceiling and probe pacing on the gateway's clock.
     """
 
     api_key: str | None = attrs.field(default=None, repr=False)
@@ -305,6 +308,7 @@ class ClientConfig:
     )
     token_clock: Clock | None = attrs.field(default=None, repr=False, eq=False)
     coordination: Any = attrs.field(default=None, repr=False, eq=False)
+    time_factor: float = attrs.field(default=1.0, validator=[_positive, _finite])
     _settings: BackendSettings = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -428,6 +432,7 @@ class ClientConfig:
             poll=poll,
             retry=retry,
             slot_ttl=self.slot_ttl * factor,
+            time_factor=self.time_factor * factor,
             token_clock=scaled_clock(factor, base=self.token_clock or time.time),
         )
 

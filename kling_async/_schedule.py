@@ -139,6 +139,8 @@ class ScheduleTuning:
         max_step: Largest step as a fraction of the elapsed time (bounds lag/life).
         batched_max_step: The same for tasks polled by batch query (cheap polls).
         batched_early_sigmas: ``early_sigmas`` for tasks polled by batch query.
+        ending_max_step: ``max_step`` while nothing waits for a slot (the batch's
+            last tasks: the last one noticed ends the batch).
         min_step: Smallest step as a fraction of the elapsed time.
         hazard_gain: Scale of the hazard-shaped step (dimensionless).
         tail_sigmas: Beyond this many sigmas past the median a task is an outlier.
@@ -162,6 +164,7 @@ class ScheduleTuning:
     max_step: float = 0.09
     batched_max_step: float = 0.05
     batched_early_sigmas: float = 2.0
+    ending_max_step: float = 0.03
     min_step: float = 0.02
     hazard_gain: float = 0.25
     tail_sigmas: float = 3.0
@@ -173,7 +176,7 @@ class ScheduleTuning:
     window: int = 200
     reconcile_sigmas: float = 3.0
     reconcile_factor: float = 4.0
-    probe_threshold: float = 0.5
+    probe_threshold: float = 0.2
     min_delay: float = 0.001
 
 
@@ -335,6 +338,7 @@ class PollPlanner:
         batched: bool = False,
         callbacks: bool = False,
         reconcile_interval: float | None = None,
+        ending: bool = False,
     ) -> float:
         """When to poll a running task next.
 
@@ -345,6 +349,8 @@ class PollPlanner:
             batched: It is polled by batch query (polls are cheap: denser grid).
             callbacks: Callbacks report its completion; polls only reconcile.
             reconcile_interval: With callbacks, a fixed reconciliation period.
+            ending: Nothing waits for a slot: the batch ends when its last task
+                is noticed, so steps are capped at ``ending_max_step``.
 
         Returns:
             Elapsed seconds (since creation) of the next poll, > ``elapsed``.
@@ -375,6 +381,8 @@ class PollPlanner:
             median = math.exp(mu)
             step = tune.hazard_gain * math.sqrt(median / _hazard(z, sigma, t))
             top = (tune.batched_max_step if batched else tune.max_step) * t
+            if ending:
+                top = min(top, tune.ending_max_step * t)
             step = min(max(step, tune.min_step * t), top)
         return elapsed + max(step, tune.min_delay)
 

@@ -20,6 +20,7 @@ from kling_async.batch._admission import Admission
 from kling_async.batch._job import Job, Phase
 from kling_async.batch._pacing import RefusalBreaker
 from kling_async.batch._ports import NullJournal
+from kling_async.batch._probe import ProbeAudit
 from kling_async.batch._results import Results
 
 GUARD = 10.0  # seconds; turns a hang into a failure, never a timing check
@@ -32,6 +33,8 @@ class FakeRunning:
         self.expected = 0.0
         self.running = 0
         self.none_ended: list[float] = []
+        self.jobs: set[Job] = set()
+        self.audit = ProbeAudit(self.jobs)
 
     def expected_freed(self, now: float) -> tuple[float, float]:
         return self.expected, 0.0

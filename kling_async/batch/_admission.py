@@ -40,6 +40,7 @@ from ._coordinate import Coordination, open_coordination
 from ._job import Job, Phase
 from ._pacing import Pacing
 from ._ports import JournalPort, RunningView
+from ._probe import SlotProbe
 from ._results import Results
 from ._values import EventKind, NotStartedError
 from ._wake import Wake
@@ -50,10 +51,6 @@ logger = logging.getLogger("kling_async")
 
 #: Queued jobs kept ready beyond the free slots (the feeder's lookahead).
 _LOOKAHEAD = 8
-#: Probing needs a sum over running tasks: only for windows up to this size.
-_PROBE_MAX_RUNNING = 256
-#: Longest wait between two probe checks, seconds.
-_PROBE_MAX_WAIT = 1.0
 
 #: What each halting reason says is wrong, and the setting to fix (``None``: no setting).
 HALTS: dict[str, tuple[str, str | None]] = {
@@ -115,7 +112,8 @@ class Admission:
 
     Args:
         max_running: The user's cap on slots.
-        probe_slots: Probe past ``max_running`` (see :class:`BatchOptions`).
+        probe_slots: Probe past ``max_running`` (see :class:`BatchOptions`;
+            ``None``: until a probe shows the account has more slots).
         max_units: The budget cap.
         max_requests_per_second: The shared request-rate limit.
         max_refusals_per_second: The circuit breaker's ceiling.
@@ -126,13 +124,16 @@ class Admission:
         results: Where jobs that are never started end.
         running: The watcher's view of the running tasks.
         on_capacity: Called when the queue may take more jobs (wakes the feeder).
+        clock: Seconds of this machine per second of the gateway's clock
+            (:attr:`ClientConfig.time_factor`): the breaker and the prober count
+            the gateway's seconds.
     """
 
     def __init__(
         self,
         *,
         max_running: int,
-        probe_slots: bool,
+        probe_slots: bool | None,
         max_units: float | None,
         max_requests_per_second: float | None,
         max_refusals_per_second: float,
@@ -143,13 +144,14 @@ class Admission:
         results: Results,
         running: RunningView,
         on_capacity: Callable[[], None],
+        clock: float = 1.0,
     ) -> None:
         self.max_running = max_running
         self.window = AdmissionWindow(max_running)
         self.budget = Budget(max_units)
         self.pacing = Pacing(
             max_requests_per_second=max_requests_per_second,
-            max_refusals_per_second=max_refusals_per_second,
+            max_refusals_per_second=max_refusals_per_second / clock,
             retry=retry,
             rng=rng,
         )
@@ -164,11 +166,14 @@ class Admission:
         self.confirmed_slots = 0  # created and not ended
         self.creates_in_flight = 0
         self.wake = Wake()
-        self.probe = SlotProbe(self, running, results, probe_slots, probe_threshold)
+        self.probe = SlotProbe(self, running, results, probe_slots, probe_threshold, clock)
         #: Sends a probing create when running tasks have probably freed a slot unnoticed.
         self.probe_loop = self.probe.loop
         #: The shared slot store's link, when the batch coordinates (see :meth:`coordinate`).
         self.coordination: Coordination | None = None
+        #: A 1303 came while the batch held no more than ``max_running``: the
+        #: gateway's quota is at or below it (probes past it are sound).
+        self.quota_seen = False
         # Figures.
         self.limited_1303 = 0
         self.max_running_seen = 0
@@ -218,6 +223,8 @@ class Admission:
             error: The refusal.
             throttled: 1302/1303 (a ``throttled`` event) rather than a retry.
         """
+        if job.probing:
+            self._running.audit.dropped(job)
         job.probing = False
         self._release_slots(job, confirmed=False)  # a shared lease is kept for the retry
         if job.reserved_set:
@@ -316,6 +323,9 @@ class Admission:
         Args:
             job: The job.
         """
+        if job.probing:
+            self._running.audit.landed(job)
+            self.probe.freed()
         job.probing = False
         self.window.on_accepted()
         if self.coordination is not None:
@@ -339,6 +349,7 @@ class Admission:
         self.running_slots -= job.slots
         if confirmed:
             self.confirmed_slots -= job.slots
+            self.probe.freed()
         self.poke()
         self._on_capacity()
 
@@ -380,13 +391,18 @@ class Admission:
             retry_after: The server's hint, if any.
         """
         self.limited_1303 += 1
+        if job.probing:
+            self.probe.refused()
+        held = job.held_at_admit  # what held the account's slots when it left
         self.requeue(job, error, throttled=True)
-        self.window.on_limited(self.confirmed_slots)
+        self.window.on_limited(held)
         if self.coordination is not None:
             # Other processes' tasks hold slots too: nothing is learned about ours.
             self.coordination.limited(job)
-        elif self.confirmed_slots <= self.window.limit:
-            self._running.none_ended_by(sent)
+        else:
+            self.quota_seen = self.quota_seen or held <= self.max_running
+            if held <= self.window.limit:
+                self._running.none_ended_by(sent)
         if self.confirmed_slots == 0:
             # Someone else holds the account's slots: nothing of ours will free one.
             self.pacing.pause(self.window.consecutive_limited, retry_after)
@@ -489,6 +505,10 @@ class Admission:
         self.running_slots += job.slots
         job.phase = Phase.CREATING
         job.probing = probing
+        job.held_at_admit = self.confirmed_slots
+        if probing and self.running_slots > self.max_running:
+            # Past the cap: if it lands, one of the batch's tasks must have ended.
+            self._running.audit.sent(job, time.monotonic())
         self.creates_in_flight += 1
         self._on_capacity()
         return job
@@ -501,79 +521,6 @@ class Admission:
         """A create worker finished with a job (whatever the outcome)."""
         self.creates_in_flight -= 1
         self.poke()
-
-
-class SlotProbe:
-    """The slot probe: one create past the window when tasks have probably ended unnoticed.
-
-    Args:
-        gate: The admission it serves (its queue, slots, window and pacing).
-        running: The watcher's view of the running tasks.
-        results: Tells when the batch is finished.
-        probe_slots: Probe past ``max_running`` too.
-        threshold: Expected freed slots at which a probe goes out.
-    """
-
-    def __init__(
-        self,
-        gate: Admission,
-        running: RunningView,
-        results: Results,
-        probe_slots: bool,
-        threshold: float,
-    ) -> None:
-        self._gate = gate
-        self._running = running
-        self._results = results
-        self._past_max = probe_slots
-        self._threshold = threshold
-        #: The admission loop may pass the window once.
-        self.go = False
-        self.wake = Wake()
-
-    async def loop(self) -> None:
-        """Send a probing create when running tasks have probably freed a slot unnoticed.
-
-        A task that ended frees its slot at once on the server, but the batch only
-        learns it when it next looks. While work waits and every slot is held, the
-        expected number of slots freed unnoticed grows; past the threshold one create
-        goes out anyway. Accepted, it fills the freed slot early; refused (1303), it
-        proves none of the tasks ended yet.
-        """
-        while not self._results.finished():
-            await self.wake.wait(self.check())
-
-    def check(self) -> float | None:
-        """Decide on a probe now; return seconds until the next check (``None``: on wake)."""
-        gate = self._gate
-        if (
-            gate.halted is not None
-            or not gate.queue
-            or self.go
-            or gate.creates_in_flight
-            or gate.coordination is not None  # a lease is the only way past the window
-            or self._running.running_count() > _PROBE_MAX_RUNNING
-        ):
-            return None
-        now = time.monotonic()
-        if now < gate.pacing.not_before:
-            return gate.pacing.not_before - now
-        job = gate.queue[0]
-        if gate.window.can_admit(gate.running_slots, job.slots):
-            return None  # the admission loop takes it
-        ceiling = gate.max_running + (job.slots if self._past_max else 0)
-        if gate.running_slots + job.slots > ceiling:
-            return None
-        expected, rate = self._running.expected_freed(now)
-        # Slots already taken by earlier successful probes are spoken for.
-        expected -= max(0, gate.confirmed_slots - gate.window.limit)
-        if expected >= self._threshold:
-            self.go = True
-            gate.wake.set()
-            return None
-        if rate <= 0:
-            return None  # nothing learned yet: completions and polls will wake us
-        return min(max((self._threshold - expected) / rate, 1e-3), _PROBE_MAX_WAIT)
 
 
 async def _leased(admission: Admission, shared: Coordination, job: Job) -> bool:

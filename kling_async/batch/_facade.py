@@ -61,7 +61,7 @@ from ._poller import Poller, PollItem
 from ._ports import JournalPort, NullJournal, SessionPort
 from ._results import LatencySample, ResultIterator, Results, percentile
 from ._values import BatchSummary, JobResult, NotStartedError, Submission, empty_summary
-from ._watch import Watch
+from ._watch import RunningProxy, Watch
 
 if TYPE_CHECKING:
     from .._models import Request
@@ -426,6 +426,7 @@ class _Stages:
             results=self.results,
             running=self._running_view(),
             on_capacity=self._wake_intake,
+            clock=config.time_factor,
         )
         self.fetch: Fetch | None = None
         if options.download_dir is not None:
@@ -449,6 +450,7 @@ class _Stages:
             journal=journal,
             results=self.results,
             deliver=self.fetch.submit if self.fetch is not None else None,
+            waiting=lambda: len(self.admission.queue),
         )
         self.watch.latencies = LatencySample(random.Random(options.seed))
         patience = options.lookup_patience
@@ -496,8 +498,8 @@ class _Stages:
         self.results.when_done(self._on_done)
 
     # Late-bound wiring: admission is built before the watcher and the feeder.
-    def _running_view(self) -> _RunningProxy:
-        return _RunningProxy(self)
+    def _running_view(self) -> RunningProxy:
+        return RunningProxy(lambda: self.watch)
 
     def _wake_intake(self) -> None:
         intake = getattr(self, "intake", None)
@@ -575,19 +577,3 @@ class _Stages:
             self.fetch.close()
         self.results.abandon_unfinished()
         self.results.queue.wake_all()
-
-
-class _RunningProxy:
-    """The watcher's view for admission (the watcher is built after admission)."""
-
-    def __init__(self, stages: _Stages) -> None:
-        self._stages = stages
-
-    def expected_freed(self, now: float) -> tuple[float, float]:
-        return self._stages.watch.expected_freed(now)
-
-    def none_ended_by(self, sent: float) -> None:
-        self._stages.watch.none_ended_by(sent)
-
-    def running_count(self) -> int:
-        return self._stages.watch.running_count()

@@ -49,6 +49,7 @@ class Job:
         "exists",
         "external_id",
         "gen",
+        "held_at_admit",
         "key",
         "kind",
         "last_sent",
@@ -60,6 +61,7 @@ class Job:
         "poll_errors",
         "polls",
         "postponed",
+        "probe_lower",
         "probing",
         "request",
         "reserved",
@@ -102,6 +104,7 @@ class Job:
         self.reserved: float | None = None
         self.reserved_set = False
         self.probing = False
+        self.held_at_admit = 0  # slots confirmed held when it was admitted (1303 evidence)
         # Create.
         self.may_exist = False  # a create may have landed: look it up before sending again
         self.exists = False  # the gateway said its external id is taken after our own send
@@ -113,6 +116,7 @@ class Job:
         # Watch.
         self.created_at = 0.0
         self.lower = 0.0
+        self.probe_lower = 0.0  # a probe landed then: slot credit counts from here
         self.step = 0.0
         self.polls = 0
         self.gen = 0

@@ -79,15 +79,19 @@ class BatchOptions:
         reconcile_interval: With callbacks, poll each task every this many seconds
             (default: learned from finished tasks, well after their expected end).
         schedule: Knobs of the learned poll schedule (advanced).
-        probe_slots: Also probe past ``max_running``. When every slot is held, work
-            is waiting and the batch's tasks have probably ended unnoticed (per
-            the learned durations), one create is sent anyway: the gateway
-            accepts it only if a slot is free, and a 1303 tells the batch that
-            none of its tasks has ended yet (so their polls can wait). Turn it on
-            when ``max_running`` is your account's quota, which the gateway then
-            enforces exactly; leave it off when ``max_running`` is deliberately
-            below your quota. (Below ``max_running``, after a 1303 showed the
-            real quota, the batch probes this way in any case.)
+        probe_slots: Probe for slots freed unnoticed. When every slot is held,
+            work is waiting and the batch's tasks have probably ended unnoticed
+            (per the learned durations), one create is sent anyway: the gateway
+            accepts it only into a free slot, and a 1303 (which costs nothing)
+            tells the batch that none of its tasks has ended yet, so their polls
+            can wait. ``None`` (the default) probes past ``max_running`` until a
+            probe is accepted while none of the batch's tasks had ended (the
+            account has more slots than ``max_running``: at most one task past
+            the cap, then no more probes past it, with a warning); ``True``
+            always probes past it (``max_running`` is your account's quota);
+            ``False`` never passes ``max_running`` (below it, after a 1303
+            showed the real quota, the batch still probes). Callback-watched
+            tasks are never probed for: their ends are reported as they happen.
         max_ids_per_query: Most task ids in one turbo batch query (the gateway
             documents no limit; lower it if long query strings are refused).
         seed: Seed of the jitter (repeatable schedules in tests and benchmarks).
@@ -133,7 +137,7 @@ class BatchOptions:
     poll: PollPolicy | None = None
     reconcile_interval: float | None = attrs.field(default=None, validator=_positive_or_none)
     schedule: ScheduleTuning | None = None
-    probe_slots: bool = False
+    probe_slots: bool | None = None
     max_ids_per_query: int = attrs.field(default=100, validator=_at_least_one)
     seed: int | None = None
     lookup_patience: float | None = attrs.field(default=None, validator=_non_negative_or_none)

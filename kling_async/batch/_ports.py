@@ -29,6 +29,7 @@ from .._task import Task
 if TYPE_CHECKING:
     from .._models import Request
     from ._job import Job
+    from ._probe import ProbeAudit
 
 __all__ = [
     "AdmissionPort",
@@ -362,6 +363,11 @@ class SlotLedger(Protocol):
 
 class RunningView(Protocol):
     """The watcher's side: what admission may ask about the tasks running."""
+
+    @property
+    def audit(self) -> ProbeAudit:
+        """Checks that accepted probes landed in slots the batch's own tasks freed."""
+        ...
 
     def expected_freed(self, now: float) -> tuple[float, float]:
         """Slots the running tasks have probably freed unnoticed, and how fast that grows."""

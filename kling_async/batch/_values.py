@@ -191,7 +191,8 @@ class BatchSummary:
         polls_per_task: Status queries per task followed.
         concurrency_limited: Creates refused with 1303.
         rate_limited: Requests refused with 1302/429 that reached the batch.
-        max_running: Most slots held at once.
+        max_running: Most slots held at once, as the batch counts them (a probe
+            that fills a slot whose task ended unnoticed counts both for a moment).
         latency_p50: Median seconds from creation to noticing the end.
         latency_p90: 90th percentile of that.
         latency_p95: 95th percentile of that.

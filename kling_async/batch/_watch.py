@@ -35,11 +35,12 @@ from ._job import Job, Phase
 from ._lanes import PollQueue
 from ._pacing import Pacing
 from ._ports import JournalPort, SessionPort, SlotLedger, monotonic_of
+from ._probe import ProbeAudit
 from ._results import Results
 from ._values import EventKind
 from ._wake import Wake
 
-__all__ = ["Watch"]
+__all__ = ["RunningProxy", "Watch"]
 
 logger = logging.getLogger("kling_async")
 
@@ -85,6 +86,8 @@ class Watch:
         results: Where ended jobs go.
         deliver: Called with a succeeded job whose outputs must be fetched
             (``None``: no downloads; the job ends at once).
+        waiting: How many jobs wait for a slot (none: the batch's last tasks
+            are polled more densely, the last one noticed ends the batch).
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class Watch:
         journal: JournalPort,
         results: Results,
         deliver: Callable[[Job], None] | None,
+        waiting: Callable[[], int] = lambda: 1,
     ) -> None:
         self._session = session
         self.poll_policy = poll
@@ -112,8 +116,10 @@ class Watch:
         self._results = results
         self._deliver = deliver
         self._pacing = pacing
+        self._waiting = waiting
         self._limiter = pacing.limiter
         self.running: set[Job] = set()
+        self.audit = ProbeAudit(self.running)
         self.index = CallbackIndex()
         self.wake = Wake()
         # Figures.
@@ -217,7 +223,8 @@ class Watch:
         for job in self.running:
             if job.callbacks:
                 continue
-            p, r = self.planner.ended_probability(job.kind, job.lower, now - job.created_at)
+            lower = max(job.lower, job.probe_lower)
+            p, r = self.planner.ended_probability(job.kind, lower, now - job.created_at)
             expected += p * job.slots
             rate += r * job.slots
         return expected, rate
@@ -262,6 +269,7 @@ class Watch:
             batched=self.polls.batched(job),
             callbacks=job.callbacks,
             reconcile_interval=self._reconcile_interval,
+            ending=not self._waiting(),
         )
         job.step = target - elapsed
         self._schedule(job, job.created_at + target)
@@ -305,6 +313,7 @@ class Watch:
             self._on_terminal(job, task, noticed=now)
             return
         job.lower = max(job.lower, sent - job.created_at)
+        self.audit.seen_running(job, sent)
         if task.status is TaskStatus.PROCESSING and not job.running_seen:
             job.running_seen = True
             self._results.emit(EventKind.RUNNING, job)
@@ -316,6 +325,7 @@ class Watch:
         """Free a task's slots (it ended, or we stop following it)."""
         job.gen += 1
         self.running.discard(job)
+        self.audit.ended(job)
         self._untrack(job)
         self._ledger.release(job, confirmed=True)
 
@@ -421,3 +431,31 @@ class Watch:
         # Unsigned (or incomplete): a hint to look now.
         self._schedule(job, time.monotonic())
         return True
+
+
+class RunningProxy:
+    """The watcher's view for admission, which is built before the watcher.
+
+    Args:
+        watch: Returns the watcher once it exists.
+    """
+
+    def __init__(self, watch: Callable[[], Watch]) -> None:
+        self._watch = watch
+
+    def expected_freed(self, now: float) -> tuple[float, float]:
+        """See :meth:`Watch.expected_freed`."""
+        return self._watch().expected_freed(now)
+
+    def none_ended_by(self, sent: float) -> None:
+        """See :meth:`Watch.none_ended_by`."""
+        self._watch().none_ended_by(sent)
+
+    def running_count(self) -> int:
+        """See :meth:`Watch.running_count`."""
+        return self._watch().running_count()
+
+    @property
+    def audit(self) -> ProbeAudit:
+        """See :class:`~kling_async.batch._probe.ProbeAudit`."""
+        return self._watch().audit

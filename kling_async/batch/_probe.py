@@ -1,0 +1,276 @@
+"""The slot probe: one create past the window when running tasks have probably ended unnoticed.
+
+A task that ends frees its slot on the gateway at once, but the batch only learns
+it when it next looks. While work waits and every slot is held, the expected
+number of slots freed unnoticed grows (the watcher's estimate, from learned
+durations); past a threshold one create goes out anyway. The gateway accepts it
+only into a free slot, so an accepted probe fills a freed slot early and a 1303
+(which costs nothing) proves none of the tasks had ended yet, so their polls may
+wait. This is what keeps the account's slots busy at a small request budget:
+one create checks every running task at once, where a status query checks one.
+
+Probing past ``max_running`` is only sound when ``max_running`` is the account's
+quota. By default (``probe_slots=None``) the batch probes past it and audits each
+accepted probe (:class:`ProbeAudit`): a probe accepted while every task that was
+running when it left is later seen still running proves the account has more
+slots than ``max_running``; the batch then stops probing past it, once and for
+all, and says so. At most one task runs past the cap before that is noticed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any, Protocol
+
+from .._schedule import AdmissionWindow
+from ._job import Job
+from ._pacing import Pacing
+from ._results import Results
+from ._wake import Wake
+
+__all__ = ["ProbeAudit", "SlotProbe"]
+
+logger = logging.getLogger("kling_async")
+
+#: Probing needs a sum over running tasks: only for windows up to this size.
+PROBE_MAX_RUNNING = 256
+#: Longest wait between two probe checks, seconds of the gateway's clock.
+_PROBE_MAX_WAIT = 1.0
+#: Refused probes in a row (no slot freed or noticed in between) before probes back off.
+_FREE_REFUSALS = 6
+#: First back-off step, and the longest, seconds of the gateway's clock.
+_BACKOFF_BASE = 0.5
+_BACKOFF_MAX = 30.0
+
+
+class ProbeAudit:
+    """Checks that each accepted probe landed in a slot one of the batch's tasks freed.
+
+    Args:
+        running: The watcher's set of running jobs (read, never changed).
+    """
+
+    def __init__(self, running: set[Job]) -> None:
+        self._running = running
+        # probe job -> (admitted at, tasks running then not yet seen ended or running after)
+        self._open: dict[Job, tuple[float, set[Job]]] = {}
+        self._landed: dict[Job, float] = {}  # probe -> when its acceptance came back
+        #: Whether a probe landed with none of the batch's tasks ended: the account
+        #: has more slots than ``max_running``.
+        self.disproved = False
+
+    def sent(self, probe: Job, now: float) -> None:
+        """A probing create is admitted at ``now``: remember what was running then.
+
+        Args:
+            probe: The probing job.
+            now: Monotonic seconds.
+        """
+        self._open[probe] = (now, {job for job in self._running if job.created_at < now})
+
+    def dropped(self, probe: Job) -> None:
+        """The probe was refused (or never sent): nothing to check.
+
+        Args:
+            probe: The probing job.
+        """
+        self._open.pop(probe, None)
+        self._landed.pop(probe, None)
+
+    def landed(self, probe: Job) -> None:
+        """The probe was accepted: one of the remembered tasks must have ended.
+
+        Args:
+            probe: The probing job.
+        """
+        entry = self._open.get(probe)
+        if entry is None:
+            return
+        since, witnesses = entry
+        for job in witnesses:
+            # One of them ended (which is unknown): the credit of freed slots
+            # restarts from here, as if none had, instead of being spent at once.
+            job.probe_lower = max(job.probe_lower, since - job.created_at)
+        # It reached the gateway by now: only a task seen running by a query sent
+        # later is cleared of having freed the slot.
+        self._landed[probe] = time.monotonic()
+
+    def seen_running(self, job: Job, sent: float) -> None:
+        """A query sent at ``sent`` found ``job`` still running.
+
+        Args:
+            job: The job.
+            sent: Monotonic seconds.
+        """
+        for probe, landed_at in list(self._landed.items()):
+            witnesses = self._open[probe][1]
+            if job in witnesses and sent > landed_at:
+                witnesses.discard(job)
+                self._check(probe)
+
+    def ended(self, job: Job) -> None:
+        """``job`` ended (or is no longer watched): it may be the one that freed the slot.
+
+        Args:
+            job: The job.
+        """
+        self._open.pop(job, None)
+        self._landed.pop(job, None)
+        for probe, (_, witnesses) in list(self._open.items()):
+            if job in witnesses:
+                self.dropped(probe)  # explained: that task's end freed the slot
+
+    def _check(self, probe: Job) -> None:
+        entry = self._open.get(probe)
+        if entry is None or entry[1] or probe not in self._landed:
+            return
+        self.dropped(probe)
+        if not self.disproved:
+            self.disproved = True
+            logger.warning(
+                "a probing create was accepted while none of the batch's tasks had ended: "
+                "the account has more slots than max_running; no more probes past it "
+                "(pass probe_slots=False to never probe past max_running)"
+            )
+
+
+class RunningTasks(Protocol):
+    """What the prober asks the watcher."""
+
+    @property
+    def audit(self) -> ProbeAudit:
+        """The probe audit."""
+        ...
+
+    def expected_freed(self, now: float) -> tuple[float, float]:
+        """Slots the running tasks have probably freed unnoticed, and how fast that grows."""
+        ...
+
+    def running_count(self) -> int:
+        """Tasks being watched."""
+        ...
+
+
+class Gate(Protocol):
+    """What the prober reads of admission."""
+
+    halted: Any
+    queue: deque[Job]
+    creates_in_flight: int
+    coordination: Any
+    pacing: Pacing
+    window: AdmissionWindow
+    running_slots: int
+    confirmed_slots: int
+    max_running: int
+    quota_seen: bool
+    wake: Wake
+
+
+class SlotProbe:
+    """The slot probe: one create past the window when tasks have probably ended unnoticed.
+
+    Args:
+        gate: The admission it serves (its queue, slots, window and pacing).
+        running: The watcher's view of the running tasks.
+        results: Tells when the batch is finished.
+        probe_slots: Probe past ``max_running`` too: ``True`` always, ``False``
+            never, ``None`` until a probe shows the account has more slots.
+        threshold: Expected freed slots at which a probe goes out.
+        clock: Seconds of this machine per second of the gateway's clock (a
+            time-scaled fake runs faster).
+    """
+
+    def __init__(
+        self,
+        gate: Gate,
+        running: RunningTasks,
+        results: Results,
+        probe_slots: bool | None,
+        threshold: float,
+        clock: float = 1.0,
+    ) -> None:
+        self._gate = gate
+        self._running = running
+        self._results = results
+        self._past_max = probe_slots
+        self._threshold = threshold
+        self._max_wait = _PROBE_MAX_WAIT * clock
+        self._clock = clock
+        self._refused_run = 0
+        self._not_before = 0.0
+        #: The admission loop may pass the window once.
+        self.go = False
+        self.wake = Wake()
+
+    def ceiling(self, slots: int) -> float:
+        """Most slots the batch may believe held once a probe of ``slots`` is sent.
+
+        Past ``max_running`` only when probing past it is allowed: without bound
+        once the gateway is known to enforce a quota at or below it (a 1303 came
+        while the batch held no more than ``max_running``: every accepted probe
+        then fills a freed slot), else by one task (``None``, until a probe shows
+        the account has more slots).
+        """
+        gate = self._gate
+        if self._past_max is False or self._running.audit.disproved:
+            return gate.max_running
+        if self._past_max or gate.quota_seen:
+            return float("inf")
+        return gate.max_running + slots
+
+    def refused(self) -> None:
+        """A probe was refused (1303). Past a few in a row, probes back off.
+
+        The learned durations decide when to probe; when they are wrong (another
+        client holds the account's slots, lives changed) refusals would follow one
+        another. Each refusal past :data:`_FREE_REFUSALS` in a row doubles the wait
+        before the next probe, so a wrong model costs a few requests, not a storm.
+        """
+        self._refused_run += 1
+        excess = self._refused_run - _FREE_REFUSALS
+        if excess > 0:
+            step = min(_BACKOFF_BASE * 2.0 ** (excess - 1), _BACKOFF_MAX) * self._clock
+            self._not_before = time.monotonic() + step
+
+    def freed(self) -> None:
+        """A slot freed (a task seen ending, or a probe accepted): probes may go freely."""
+        self._refused_run = 0
+        self._not_before = 0.0
+
+    async def loop(self) -> None:
+        """Send a probing create whenever running tasks have probably freed a slot unnoticed."""
+        while not self._results.finished():
+            await self.wake.wait(self.check())
+
+    def check(self) -> float | None:
+        """Decide on a probe now; return seconds until the next check (``None``: on wake)."""
+        gate = self._gate
+        if (
+            gate.halted is not None
+            or not gate.queue
+            or self.go
+            or gate.creates_in_flight
+            or gate.coordination is not None  # a lease is the only way past the window
+            or self._running.running_count() > PROBE_MAX_RUNNING
+        ):
+            return None
+        now = time.monotonic()
+        not_before = max(gate.pacing.not_before, self._not_before)
+        if now < not_before:
+            return not_before - now
+        job = gate.queue[0]
+        if gate.window.can_admit(gate.running_slots, job.slots):
+            return None  # the admission loop takes it
+        if gate.running_slots + job.slots > self.ceiling(job.slots):
+            return None
+        expected, rate = self._running.expected_freed(now)
+        if expected >= self._threshold:
+            self.go = True
+            gate.wake.set()
+            return None
+        if rate <= 0:
+            return None  # nothing learned yet: completions and polls will wake us
+        return min(max((self._threshold - expected) / rate, 1e-3), self._max_wait)

@@ -1,0 +1,102 @@
+"""The slot probe's audit and back-off: probes past max_running stay sound and bounded."""
+
+from __future__ import annotations
+
+import time
+
+from kling_async import ClientConfig, TextToVideoRequest
+from kling_async._config import PollPolicy
+from kling_async._endpoints import endpoint_for
+from kling_async._schedule import PollPlanner, kind_of
+from kling_async.batch._job import Job
+from kling_async.batch._probe import ProbeAudit
+
+
+def make_job(i: int, created_at: float) -> Job:
+    request = TextToVideoRequest(prompt=f"clip {i}")
+    endpoint = endpoint_for("text2video")
+    job = Job(f"k{i}", request, endpoint, f"ext-{i}", kind_of("text2video", {}), 1)
+    job.created_at = created_at
+    return job
+
+
+def test_a_probe_landing_while_every_task_is_seen_running_after_it_disproves_the_cap() -> None:
+    """Accepted, then every task running when it left is seen running later: more slots."""
+    running = {make_job(i, 0.0) for i in range(3)}
+    audit = ProbeAudit(running)
+    probe = make_job(9, 0.0)
+    audit.sent(probe, 1.0)
+    audit.landed(probe)
+    later = time.monotonic() + 1.0
+    for job in list(running):
+        assert not audit.disproved
+        audit.seen_running(job, later)
+    assert audit.disproved
+
+
+def test_a_witness_that_ends_explains_the_landing() -> None:
+    """One of the tasks running when the probe left ends: the slot was ours; no disproof."""
+    jobs = [make_job(i, 0.0) for i in range(3)]
+    running = set(jobs)
+    audit = ProbeAudit(running)
+    probe = make_job(9, 0.0)
+    audit.sent(probe, 1.0)
+    audit.landed(probe)
+    later = time.monotonic() + 1.0
+    audit.seen_running(jobs[0], later)
+    audit.ended(jobs[1])
+    audit.seen_running(jobs[2], later)
+    assert not audit.disproved
+
+
+def test_sightings_before_the_acceptance_came_back_prove_nothing() -> None:
+    """A task seen running before the probe's answer may still have ended before it landed."""
+    jobs = [make_job(i, 0.0) for i in range(2)]
+    audit = ProbeAudit(set(jobs))
+    probe = make_job(9, 0.0)
+    audit.sent(probe, 1.0)
+    early = time.monotonic()
+    audit.landed(probe)
+    for job in jobs:
+        audit.seen_running(job, early)
+    assert not audit.disproved
+
+
+def test_a_landed_probe_restarts_the_freed_slot_credit_of_its_witnesses() -> None:
+    """After a landing the expected freed slots count from the probe's send, not from zero."""
+    jobs = [make_job(i, 0.0) for i in range(2)]
+    audit = ProbeAudit(set(jobs))
+    probe = make_job(9, 0.0)
+    audit.sent(probe, 50.0)
+    audit.landed(probe)
+    assert all(job.probe_lower == 50.0 for job in jobs)
+    planner = PollPlanner(PollPolicy())
+    for _ in range(20):
+        planner.observe(jobs[0].kind, 60.0)
+    fresh, _ = planner.ended_probability(jobs[0].kind, 0.0, 61.0)
+    after, _ = planner.ended_probability(jobs[0].kind, jobs[0].probe_lower, 61.0)
+    assert after < fresh
+
+
+def test_time_scaled_config_remembers_its_factor() -> None:
+    """time_scaled records the gateway's clock factor (batches count refusals on it)."""
+    config = ClientConfig(api_key="k", endpoint_path="p")
+    assert config.time_factor == 1.0
+    assert config.time_scaled(0.01).time_scaled(0.5).time_factor == 0.005
+
+
+def test_refused_probes_back_off_after_a_few_in_a_row_and_a_freed_slot_resets() -> None:
+    """Six refusals in a row are free; the seventh makes probes wait; a freed slot resets."""
+    from kling_async.batch._probe import SlotProbe
+
+    probe = SlotProbe(gate=None, running=None, results=None, probe_slots=None, threshold=0.2)  # type: ignore[arg-type]
+    for _ in range(6):
+        probe.refused()
+    assert probe._not_before == 0.0
+    probe.refused()
+    first = probe._not_before - time.monotonic()
+    probe.refused()
+    second = probe._not_before - time.monotonic()
+    assert 0 < first < second
+    probe.freed()
+    assert probe._not_before == 0.0
