@@ -139,6 +139,8 @@ class ScheduleTuning:
         max_step: Largest step as a fraction of the elapsed time (bounds lag/life).
         batched_max_step: The same for tasks polled by batch query (cheap polls).
         batched_early_sigmas: ``early_sigmas`` for tasks polled by batch query.
+        listed_max_step: ``max_step`` for tasks watched by list query (one page
+            answers every task of a family; an accepted probe also triggers one).
         ending_max_step: ``max_step`` while nothing waits for a slot (the batch's
             last tasks: the last one noticed ends the batch).
         min_step: Smallest step as a fraction of the elapsed time.
@@ -165,6 +167,7 @@ class ScheduleTuning:
     batched_max_step: float = 0.05
     batched_early_sigmas: float = 2.0
     ending_max_step: float = 0.03
+    listed_max_step: float = 0.15
     min_step: float = 0.02
     hazard_gain: float = 0.25
     tail_sigmas: float = 3.0
@@ -339,6 +342,7 @@ class PollPlanner:
         callbacks: bool = False,
         reconcile_interval: float | None = None,
         ending: bool = False,
+        listed: bool = False,
     ) -> float:
         """When to poll a running task next.
 
@@ -351,6 +355,7 @@ class PollPlanner:
             reconcile_interval: With callbacks, a fixed reconciliation period.
             ending: Nothing waits for a slot: the batch ends when its last task
                 is noticed, so steps are capped at ``ending_max_step``.
+            listed: It is watched by list query (steps up to ``listed_max_step``).
 
         Returns:
             Elapsed seconds (since creation) of the next poll, > ``elapsed``.
@@ -381,6 +386,8 @@ class PollPlanner:
             median = math.exp(mu)
             step = tune.hazard_gain * math.sqrt(median / _hazard(z, sigma, t))
             top = (tune.batched_max_step if batched else tune.max_step) * t
+            if listed:
+                top = tune.listed_max_step * t
             if ending:
                 top = min(top, tune.ending_max_step * t)
             step = min(max(step, tune.min_step * t), top)

@@ -35,6 +35,7 @@ class FakeRunning:
         self.none_ended: list[float] = []
         self.jobs: set[Job] = set()
         self.audit = ProbeAudit(self.jobs)
+        self.landed = 0
 
     def expected_freed(self, now: float) -> tuple[float, float]:
         return self.expected, 0.0
@@ -44,6 +45,9 @@ class FakeRunning:
 
     def running_count(self) -> int:
         return self.running
+
+    def probe_landed(self) -> None:
+        self.landed += 1
 
 
 def make_job(i: int, *, slots: int = 1) -> Job:

@@ -325,6 +325,7 @@ class Admission:
         """
         if job.probing:
             self._running.audit.landed(job)
+            self._running.probe_landed()
             self.probe.freed()
         job.probing = False
         self.window.on_accepted()

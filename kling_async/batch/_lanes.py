@@ -25,7 +25,7 @@ LIST_LANE_PREFIX = "list:"
 _BATCH_PULL_FORWARD = 1.0
 
 #: A list-lane poll waits for a page planned up to this share of its step later.
-_LIST_SNAP = 0.25
+_LIST_SNAP = 1.0
 
 _Entry = tuple[float, int, int, Job]
 
@@ -72,6 +72,17 @@ class PollQueue:
         if job.endpoint.is_turbo:
             return name
         return LIST_LANE_PREFIX + name if name in self.listed else ""
+
+    def listed_lane(self, job: Job) -> bool:
+        """Whether the job is watched by its family's list query.
+
+        Args:
+            job: The job.
+
+        Returns:
+            ``True`` in a list lane.
+        """
+        return not job.endpoint.is_turbo and job.endpoint.name in self.listed
 
     def batched(self, job: Job) -> bool:
         """Whether the job is planned on the dense grid of cheap batch-query polls.

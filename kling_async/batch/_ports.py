@@ -381,6 +381,10 @@ class RunningView(Protocol):
         """Tasks being watched."""
         ...
 
+    def probe_landed(self) -> None:
+        """A probe was accepted: a task ended unnoticed (list queries look now)."""
+        ...
+
 
 class AdmissionPort(SlotLedger, Protocol):
     """What the create stage tells admission about each create's outcome."""

@@ -229,6 +229,26 @@ class Watch:
             rate += r * job.slots
         return expected, rate
 
+    def probe_landed(self) -> None:
+        """A probe was accepted: one task ended unnoticed. A list page looks now.
+
+        On a backend with a list query, one page answers every running task of a
+        family: the most likely ended task's family is listed at once (its poll
+        brings the whole family along), so the end is noticed about when its slot
+        was refilled.
+        """
+        best: Job | None = None
+        best_p = 0.0
+        now = time.monotonic()
+        for job in self.running:
+            if job.callbacks or not self.polls.listed_lane(job):
+                continue
+            p, _ = self.planner.ended_probability(job.kind, job.lower, now - job.created_at)
+            if p > best_p:
+                best, best_p = job, p
+        if best is not None and best.due > now:
+            self._schedule(best, now)
+
     def none_ended_by(self, sent: float) -> None:
         """A 1303 at ``sent`` with only our tasks in the slots: none had ended then.
 
@@ -270,6 +290,7 @@ class Watch:
             callbacks=job.callbacks,
             reconcile_interval=self._reconcile_interval,
             ending=not self._waiting(),
+            listed=self.polls.listed_lane(job),
         )
         job.step = target - elapsed
         self._schedule(job, job.created_at + target)
@@ -454,6 +475,10 @@ class RunningProxy:
     def running_count(self) -> int:
         """See :meth:`Watch.running_count`."""
         return self._watch().running_count()
+
+    def probe_landed(self) -> None:
+        """See :meth:`Watch.probe_landed`."""
+        self._watch().probe_landed()
 
     @property
     def audit(self) -> ProbeAudit:
