@@ -39,7 +39,7 @@ class TaskStatus(str, enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """Whether the task has ended (succeeded or failed)."""
-        return self in (TaskStatus.SUCCEED, TaskStatus.FAILED)
+        return self in _TERMINAL
 
     @classmethod
     def parse(cls, value: object) -> TaskStatus:
@@ -58,6 +58,8 @@ class TaskStatus(str, enum.Enum):
         text = value.strip().lower() if isinstance(value, str) else ""
         return _STATUS_ALIASES.get(text, cls.UNKNOWN)
 
+
+_TERMINAL = frozenset({TaskStatus.SUCCEED, TaskStatus.FAILED})
 
 _STATUS_ALIASES: dict[str, TaskStatus] = {
     "submitted": TaskStatus.SUBMITTED,
