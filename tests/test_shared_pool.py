@@ -130,3 +130,19 @@ async def test_a_batch_that_ends_with_leases_stops_renewing_them() -> None:
     assert await store.held() == 1  # the batch's lease expired; the single call's did not
     await store.release(other)
     assert await store.held() == 0
+
+
+async def test_coordinate_false_keeps_a_batch_alone(kling_fake_factory: FakeFactory) -> None:
+    """coordinate=False: the batch admits on its own window; the session's store holds nothing."""
+    async with (
+        kling_fake_factory(FakeConfig(time_scale=0.001, max_running=2)) as fake,
+        fake.session(max_running=2, **fast_session_options()) as session,
+    ):
+        store = await store_of(session)
+        with anyio.fail_after(GUARD):
+            async with session.batch(max_running=2, coordinate=False) as batch:
+                batch.submit_all([TextToVideoRequest(prompt=f"p{i}") for i in range(4)])
+                async for result in batch:
+                    assert result.ok, result.error
+                    assert await store.held() == 0
+        assert batch.summary().succeeded == 4

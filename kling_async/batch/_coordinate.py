@@ -413,7 +413,8 @@ async def open_coordination(
     Args:
         spec: ``None``, a ``redis://``/``rediss://``/``unix://`` URL, a
             :class:`~kling_async.coordination.SlotStore`, or a session's
-            :class:`~kling_async._slots.CoordinatedSlotPool` (its store is shared).
+            :class:`~kling_async._slots.CoordinatedSlotPool` (its store is shared);
+            ``False`` for none, even when the configuration names a store.
         config: The session's configuration (the account key is derived from it).
         max_running: The batch's cap, the store's ``max_capacity``.
         planner: The watcher's planner, seeded from shared durations.
@@ -430,6 +431,8 @@ async def open_coordination(
         CoordinationUnavailableError: The store did not answer (the message names
             the URL with its password hidden).
     """
+    if spec is False:  # explicitly alone: the batch's own window, whatever the session has
+        return None
     if spec is None:
         spec = getattr(config, "coordination", None)
     if spec is None or spec == "":
