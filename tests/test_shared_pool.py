@@ -146,3 +146,19 @@ async def test_coordinate_false_keeps_a_batch_alone(kling_fake_factory: FakeFact
                     assert result.ok, result.error
                     assert await store.held() == 0
         assert batch.summary().succeeded == 4
+
+
+async def test_a_session_with_a_coordination_store_lends_it_to_its_batches() -> None:
+    """ClientConfig(coordination=store): a batch opened without coordinate= uses that store."""
+    store = InProcessSlotStore(max_capacity=3, initial_capacity=3)
+    config = ClientConfig.from_env(ENV, coordination=store, max_running=3)
+    async with KlingSession(config=config) as session:
+        assert isinstance(session.slots, CoordinatedSlotPool)
+        with anyio.fail_after(GUARD):
+            async with session.batch(max_running=2) as batch:
+                stages = batch._stages
+                assert stages is not None
+                coordination = stages.admission.coordination
+                assert coordination is not None
+                assert coordination.store is store
+    assert not store.closed  # the caller's store: neither the session nor the batch closes it
