@@ -64,6 +64,7 @@ _SILENT_PROVIDERS: tuple[type, ...] = (
     if _otel_trace is not None
     else ()
 )
+_ABSENT = object()
 #: What :func:`span` returns when no span is worth opening (reusable, reentrant).
 _NO_SPAN: AbstractContextManager[None] = contextlib.nullcontext()
 
@@ -173,7 +174,14 @@ def tracing() -> bool:
         return False
     if instruments.explicit_tracer:
         return True
-    return not isinstance(_otel_trace.get_tracer_provider(), _SILENT_PROVIDERS)
+    # The API keeps the installed provider in a module global, and its proxy tracer
+    # (ours, when none was installed before us) records nothing while that is unset.
+    # Reading it costs one lookup; get_tracer_provider() would also search the
+    # environment on every request. An API without the global is asked publicly.
+    provider = getattr(_otel_trace, "_TRACER_PROVIDER", _ABSENT)
+    if provider is _ABSENT:
+        provider = _otel_trace.get_tracer_provider()
+    return provider is not None and not isinstance(provider, _SILENT_PROVIDERS)
 
 
 def span(name: str, **attributes: AttributeValue) -> AbstractContextManager[Any]:

@@ -365,7 +365,7 @@ def test_a_real_global_provider_turns_tracing_on(monkeypatch: pytest.MonkeyPatch
             return trace.NoOpTracer()
 
     _telemetry.configure()
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: RealProvider())
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", RealProvider())
     assert _telemetry.tracing() is True
     assert _telemetry.request_span("query", "GET") is not _telemetry.span("kling.job", k=1)
 
