@@ -17,6 +17,11 @@ Usage::
 
 ``--profile LOOP`` runs that SDK loop once more under :mod:`cProfile` and prints the
 functions with the most own time, to see where a request's CPU goes.
+
+``--canned`` leaves the network out: the SDK loops run against a transport that
+hands back prepared answers, so the figure is the SDK's own CPU per request (the
+part a bare loop does not spend, plus the ``json.loads`` it does), steady enough to
+compare two versions of the request path on a busy machine.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from _contenders import T2V_PATH, Api, t2v_body  # noqa: E402
 from _fakeproc import start_fake  # noqa: E402
 from _sdk import sdk_session, t2v_request, turbo_request  # noqa: E402
 
-from kling_async import KlingSession  # noqa: E402
+from kling_async import HTTPRequest, HTTPResponse, KlingSession  # noqa: E402
 
 API_KEY = "bench-key"
 ENDPOINT_PATH = "bench-endpoint"
@@ -200,6 +205,98 @@ async def main(args: argparse.Namespace) -> int:
     return 0
 
 
+class CannedTransport:
+    """Answers every request at once with a prepared body (no network, no fake)."""
+
+    def __init__(self) -> None:
+        processing = {"status": "processing", "message": "", "outputs": [], "billing": []}
+        many = [
+            {"id": str(8_680_000_000_000_000_000 + i), "external_id": f"ka-{i:032x}", **processing}
+            for i in range(MANY)
+        ]
+        for item in many:
+            item.update(create_time=1_796_248_830_732, update_time=1_796_248_830_999)
+        one = {
+            "task_id": "8680000000000000000",
+            "task_status": "processing",
+            "created_at": 1_796_248_830_732,
+            "updated_at": 1_796_248_830_999,
+            "task_status_msg": "",
+            "task_info": {"external_task_id": "ka-0"},
+            "task_result": {},
+        }
+        created = {**one, "task_status": "submitted", "updated_at": 1_796_248_830_732}
+        self.bodies = {
+            name: json.dumps(
+                {"code": 0, "message": "SUCCEED", "request_id": RID, "data": data}
+            ).encode()
+            for name, data in (("many", many), ("one", one), ("created", created))
+        }
+        self.ids = [item["id"] for item in many]
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        """The prepared answer for the request's kind."""
+        if request.method == "POST":
+            body = self.bodies["created"]
+        else:
+            body = self.bodies["many" if "?" in request.url else "one"]
+        return HTTPResponse(status=200, headers=_JSON, body=body)
+
+    def stream(self, url: str, *, timeout: float, follow_redirects: bool = True) -> Any:
+        """Not used here."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+RID = "9f1c2b7e-0d7e-4a53-9c1b-6d0f3a2e1b11"
+_JSON = {"Content-Type": "application/json"}
+
+
+async def canned(args: argparse.Namespace) -> int:
+    """SDK CPU per request against :class:`CannedTransport`, next to ``json.loads`` alone."""
+    transport = CannedTransport()
+    async with KlingSession(
+        api_key=API_KEY,
+        endpoint_path=ENDPOINT_PATH,
+        base_url="http://127.0.0.1:9",
+        transport=transport,
+    ) as session:
+        ids = transport.ids
+        units: dict[str, tuple[Callable[[int], Awaitable[Any]], list[bytes]]] = {
+            "lifecycle": (
+                lambda i: _canned_lifecycle(session, i),
+                [transport.bodies["created"], transport.bodies["one"]],
+            ),
+            "get": (lambda i: session.get("text2video", ids[0]), [transport.bodies["one"]]),
+            "get_many": (lambda i: session.get_many(task_ids=ids), [transport.bodies["many"]]),
+        }
+        print(f"{'loop':<10} {'sdk us/req':>10} {'json.loads us':>14}")
+        for name in args.loops:
+            one, bodies = units[name]
+            for i in range(200):
+                await one(i)
+            rounds = []
+            for _ in range(args.rounds):
+                start = time.process_time()
+                for i in range(args.n):
+                    await one(i)
+                rounds.append((time.process_time() - start) / (args.n * REQUESTS[name]))
+            start = time.process_time()
+            for _ in range(args.n):
+                for body in bodies:
+                    json.loads(body)
+            loads = (time.process_time() - start) / (args.n * REQUESTS[name])
+            print(f"{name:<10} {statistics.median(rounds) * 1e6:>10.1f} {loads * 1e6:>14.1f}")
+    return 0
+
+
+async def _canned_lifecycle(session: KlingSession, i: int) -> None:
+    task = await session.text_to_video.create(t2v_request(i))
+    await session.text_to_video.get(task.id)
+
+
 def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="units per loop and round")
@@ -210,8 +307,10 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", choices=LOOPS, help="profile this SDK loop")
     parser.add_argument("--sort", default="tottime", help="pstats sort key")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--canned", action="store_true", help="no network: SDK CPU only")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(_parse())))
+    arguments = _parse()
+    sys.exit(asyncio.run(canned(arguments) if arguments.canned else main(arguments)))
