@@ -27,7 +27,13 @@ moves polls earlier, never later.
 The defaults come from simulating log-normal lives (sigma 0.25): about 5.8 polls
 per task, mean lag 5 % and 95th percentile 9 % of the task's life. Per-task
 polling cannot do much better at that variance (lag costs polls: a
-``hazard_gain`` of 0.1 gives 3.4 % mean lag for about 7.6 polls).
+``hazard_gain`` of 0.1 gives 3.4 % mean lag for about 7.6 polls), which is why
+the batch does not rely on polls to find freed slots: while work waits it probes
+with a create (see ``batch/_probe.py``), and polls only have to notice each end
+in time for its result. Tasks sharing a request (turbo batch queries, Kling's
+list pages) step on sparser grids (``batched_max_step``, ``listed_max_step``),
+and while nothing waits for a slot every step is capped at ``ending_max_step``:
+the last task noticed ends the batch.
 
 Admission. :class:`AdmissionWindow` is AIMD over concurrency slots: slow start up to
 ``max_running``; on a 1303 the window drops to the slots actually running (the
@@ -164,8 +170,8 @@ class ScheduleTuning:
 
     early_sigmas: float = 1.4
     max_step: float = 0.09
-    batched_max_step: float = 0.05
-    batched_early_sigmas: float = 2.0
+    batched_max_step: float = 0.12
+    batched_early_sigmas: float = 1.4
     ending_max_step: float = 0.03
     listed_max_step: float = 0.15
     min_step: float = 0.02

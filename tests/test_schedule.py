@@ -151,11 +151,17 @@ def test_outliers_past_the_tail_back_off_to_the_cap() -> None:
     assert long_step == pytest.approx(0.09 * 10_000.0)
 
 
-def test_batched_polls_use_a_denser_grid() -> None:
-    """Turbo tasks (batch query) get at most batched_max_step of elapsed per step."""
+def test_batched_and_listed_polls_keep_their_own_step_caps() -> None:
+    """Turbo (batch query) and listed tasks step by their caps; the batch's end is denser."""
     planner = trained(lognormal(300, 100.0, 0.25))
-    step = planner.next_poll(KIND, 120.0, 5, batched=True) - 120.0
-    assert step <= 0.05 * 120.0 + 1e-9
+    tune = planner.tuning
+    batched = planner.next_poll(KIND, 120.0, 5, batched=True) - 120.0
+    assert batched <= tune.batched_max_step * 120.0 + 1e-9
+    listed = planner.next_poll(KIND, 120.0, 5, listed=True) - 120.0
+    assert listed <= tune.listed_max_step * 120.0 + 1e-9
+    ending = planner.next_poll(KIND, 120.0, 5, listed=True, ending=True) - 120.0
+    assert ending <= tune.ending_max_step * 120.0 + 1e-9
+    assert ending < listed
 
 
 def test_callback_mode_polls_only_to_reconcile() -> None:

@@ -24,6 +24,9 @@ LIST_LANE_PREFIX = "list:"
 #: their own step, so they ride along in the same batch query.
 _BATCH_PULL_FORWARD = 1.0
 
+#: A turbo-lane poll waits for a batch query planned up to this share of its step later.
+_BATCH_SNAP = 0.5
+
 #: A list-lane poll waits for a page planned up to this share of its step later.
 _LIST_SNAP = 1.0
 
@@ -102,9 +105,10 @@ class PollQueue:
     def schedule(self, job: Job, due: float) -> None:
         """Poll ``job`` at ``due`` (monotonic), replacing any earlier plan.
 
-        In a list lane, a poll planned a little before another one of its lane
-        waits for it (up to :data:`_LIST_SNAP` of the job's step): that page
-        answers both, so one request goes out instead of two.
+        In a list or turbo lane, a poll planned a little before another one of
+        its lane waits for it (up to :data:`_LIST_SNAP` or :data:`_BATCH_SNAP`
+        of the job's step): that page or batch query answers both, so one
+        request goes out instead of two.
 
         Args:
             job: The job.
@@ -112,8 +116,9 @@ class PollQueue:
         """
         lane = self.lane(job)
         heap = self._heaps.setdefault(lane, [])
-        if lane.startswith(LIST_LANE_PREFIX) and job.step > 0:
-            due = self._snap(heap, due, due + _LIST_SNAP * job.step)
+        if lane and job.step > 0:
+            share = _LIST_SNAP if lane.startswith(LIST_LANE_PREFIX) else _BATCH_SNAP
+            due = self._snap(heap, due, due + share * job.step)
         job.gen += 1
         job.due = due
         heapq.heappush(heap, (due, next(self._seq), job.gen, job))

@@ -230,18 +230,18 @@ class Watch:
         return expected, rate
 
     def probe_landed(self) -> None:
-        """A probe was accepted: one task ended unnoticed. A list page looks now.
+        """A probe was accepted: one task ended unnoticed. The likeliest is looked at now.
 
-        On a backend with a list query, one page answers every running task of a
-        family: the most likely ended task's family is listed at once (its poll
-        brings the whole family along), so the end is noticed about when its slot
-        was refilled.
+        Its poll goes out at once: a single query, a turbo batch query (tasks due
+        soon ride along) or, on a backend with a list query, a page of its family
+        (every running task of it rides along), so the end is most often noticed
+        about when its slot was refilled.
         """
         best: Job | None = None
         best_p = 0.0
         now = time.monotonic()
         for job in self.running:
-            if job.callbacks or not self.polls.listed_lane(job):
+            if job.callbacks:
                 continue
             p, _ = self.planner.ended_probability(job.kind, job.lower, now - job.created_at)
             if p > best_p:
@@ -254,8 +254,8 @@ class Watch:
 
         Each running task's lower bound moves up, whoever watches it (a refusal is
         evidence for callback-watched tasks too), and a polled task's next poll may
-        wait for one more step (once per poll, so a wrong inference costs one step
-        at most).
+        wait for half a step more (once per poll, so a wrong inference costs half
+        a step at most).
 
         Args:
             sent: When the refused create was sent (monotonic).
@@ -272,7 +272,7 @@ class Watch:
             )
             if target > job.due > now:
                 job.postponed = True
-                self._schedule(job, min(target, job.due + job.step))
+                self._schedule(job, min(target, job.due + 0.5 * job.step))
 
     # --- polling ------------------------------------------------------------------------
 
