@@ -192,6 +192,8 @@ def batch_metrics(
         "requests": int(requests),
         "status_requests": int(status),
         "rate_limited": int(delta.get("rate_limited", 0)),
+        # Queries answered 404 (a task not yet visible: the gateway's lookup lag).
+        "not_found": int(delta.get("not_found", 0)),
         "max_running_observed": after.get("max_running_observed"),
     }
     if extra:

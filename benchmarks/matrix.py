@@ -360,7 +360,18 @@ async def _client_in_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_contender(shape: Shape, contender: str, *, in_process: bool) -> dict[str, Any]:
-    """One contender on one shape, against a fresh fake; its metrics."""
+    """One contender on one shape, against a fresh fake gateway of that shape.
+
+    Args:
+        shape: The scenario.
+        contender: ``loop_5s`` or ``sdk``.
+        in_process: Run fake and client in this process (smoke runs), else each
+            in a child process of its own.
+
+    Returns:
+        The metrics of :func:`_measure.batch_metrics` plus ``client_cpu_s`` and
+        ``cpu_ms_per_request``.
+    """
     ts = shape.time_scale
     async with start_fake(shape.fake_config(), in_process=in_process) as fake:
         before = await fake.stats()
@@ -403,7 +414,16 @@ async def run_contender(shape: Shape, contender: str, *, in_process: bool) -> di
 
 
 async def run_shape(shape: Shape, *, in_process: bool) -> dict[str, Any]:
-    """Every contender on ``shape``, one at a time; the table and its targets."""
+    """Every contender on ``shape``, one at a time; the table and its targets.
+
+    Args:
+        shape: The scenario.
+        in_process: As for :func:`run_contender`.
+
+    Returns:
+        ``shape`` (its settings), ``contenders`` (name -> metrics), ``targets``
+        (rows of :func:`judge`) and ``seconds`` (wall time of the shape).
+    """
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     for contender in CONTENDERS:
