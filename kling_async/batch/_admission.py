@@ -258,41 +258,12 @@ class Admission:
     # --- slots and units ------------------------------------------------------------------
 
     def reserve(self, job: Job, *, force: bool = False) -> bool:
-        """Reserve the job's estimated units against the budget.
-
-        Args:
-            job: The job.
-            force: Reserve even past the cap (a task that exists already).
-
-        Returns:
-            Whether the units are reserved.
-        """
-        if job.reserved_set:
-            return True
-        estimate = self.budget.estimate(job.kind, job.slots)
-        if not self.budget.try_reserve(estimate):
-            if not force:
-                return False
-            if estimate is None:
-                self.budget.unknown += 1
-            else:
-                self.budget.reserved += estimate
-        job.reserved = estimate
-        job.reserved_set = True
-        return True
+        """Reserve the job's estimated units (see :func:`reserve_units`)."""
+        return reserve_units(self.budget, job, force=force)
 
     def unreserve(self, job: Job, actual: float) -> None:
-        """Release the job's reservation, booking ``actual`` units.
-
-        Args:
-            job: The job.
-            actual: Units charged.
-        """
-        if job.reserved_set:
-            self.budget.settle(job.reserved, actual)
-            job.reserved_set = False
-        else:
-            self.budget.spent += max(0.0, actual)
+        """Release the job's reservation, booking ``actual`` units charged."""
+        unreserve_units(self.budget, job, actual)
 
     def hold_resumed(self, job: Job) -> None:
         """A task created in an earlier run is followed again: it holds its slots.
@@ -522,6 +493,47 @@ class Admission:
         """A create worker finished with a job (whatever the outcome)."""
         self.creates_in_flight -= 1
         self.poke()
+
+
+def reserve_units(budget: Budget, job: Job, *, force: bool = False) -> bool:
+    """Reserve a job's estimated units against the budget.
+
+    Args:
+        budget: The batch's budget.
+        job: The job.
+        force: Reserve even past the cap (a task that exists already).
+
+    Returns:
+        Whether the units are reserved.
+    """
+    if job.reserved_set:
+        return True
+    estimate = budget.estimate(job.kind, job.slots)
+    if not budget.try_reserve(estimate):
+        if not force:
+            return False
+        if estimate is None:
+            budget.unknown += 1
+        else:
+            budget.reserved += estimate
+    job.reserved = estimate
+    job.reserved_set = True
+    return True
+
+
+def unreserve_units(budget: Budget, job: Job, actual: float) -> None:
+    """Release a job's reservation, booking ``actual`` units.
+
+    Args:
+        budget: The batch's budget.
+        job: The job.
+        actual: Units charged.
+    """
+    if job.reserved_set:
+        budget.settle(job.reserved, actual)
+        job.reserved_set = False
+    else:
+        budget.spent += max(0.0, actual)
 
 
 async def _leased(admission: Admission, shared: Coordination, job: Job) -> bool:
