@@ -60,6 +60,7 @@ from kling_async import (
     JobResult,
     KlingSession,
     NotFoundError,
+    Task,
     TextToVideoRequest,
     WaitTimeoutError,
     graceful_shutdown,
@@ -76,6 +77,7 @@ SUBMITTED = web.AppKey("submitted", asyncio.Event)
 CALLBACK_PATH = "/kling/callback"
 FAKE_TIME_SCALE = 0.01  # the fake's clock runs 100x fast: a 100 s video takes about 1 s
 WAIT_SECONDS = 60.0
+LOOKUP_PAUSE = 0.25  # seconds between lookups of a job another worker has not created yet
 
 log = logging.getLogger("web_app")
 
@@ -169,6 +171,22 @@ def from_result(result: JobResult) -> dict[str, Any]:
     return answer
 
 
+async def find_created(session: KlingSession, job_id: str, *, patience: float) -> Task:
+    """The task created for ``job_id``, looked up again for ``patience`` seconds while unknown.
+
+    A job just submitted to another worker is queued there until a slot frees: the
+    gateway does not know its external id yet. NotFoundError once ``patience`` ran out.
+    """
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
+        try:
+            return await session.text_to_video.get(external_task_id=job_id)
+        except NotFoundError:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+        await asyncio.sleep(LOOKUP_PAUSE)
+
+
 async def job_status(request: web.Request) -> web.Response:
     app, job_id = request.app, request.match_info["job_id"]
     batch, wait = app[BATCH], bool(request.query.get("wait"))
@@ -186,10 +204,11 @@ async def job_status(request: web.Request) -> web.Response:
         if entry.files:
             answer["file"] = f"/files/{entry.files[0].path.name}"
         return web.json_response(answer)
-    # Another worker's job: the gateway knows every task by its external id.
+    # Another worker's job: the gateway knows every task by its external id, once
+    # the worker running it has created it (it may still be queued there).
     session = app[SESSION]
     try:
-        task = await session.text_to_video.get(external_task_id=job_id)
+        task = await find_created(session, job_id, patience=WAIT_SECONDS if wait else 0.0)
         if wait and not task.is_terminal:
             task = await session.wait(task, timeout=WAIT_SECONDS, raise_on_failure=False)
     except NotFoundError:
