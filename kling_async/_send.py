@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 
 import anyio
 import attrs
@@ -237,8 +238,9 @@ class Sender:
         cached = self._headers
         if cached is None or cached[0] is not base:
             # An API key's headers are one object for the session's life: merged once.
-            # A token's are new after each renewal, and merged again then.
-            cached = self._headers = (base, {**base, **_JSON_HEADERS})
+            # A token's are new after each renewal, and merged again then. Read-only,
+            # since every request shares them.
+            cached = self._headers = (base, MappingProxyType({**base, **_JSON_HEADERS}))
         return HTTPRequest(
             method=call.method,
             url=call.url,

@@ -300,7 +300,7 @@ async def test_batch_query_strings_match_urlencode(
 
 
 async def test_every_request_carries_the_key_and_json_headers() -> None:
-    """Headers merged once still hold Authorization and the JSON content type each time."""
+    """Headers merged once hold Authorization and the JSON type each time, read-only."""
 
     def handler(request: HTTPRequest) -> HTTPResponse:
         return HTTPResponse.from_json({"code": 0, "data": {"task_id": "1"}})
@@ -312,6 +312,8 @@ async def test_every_request_carries_the_key_and_json_headers() -> None:
     for request in transport.requests:
         assert request.headers["Authorization"] == f"Bearer {API_KEY}"
         assert request.headers["Content-Type"] == "application/json"
+        with pytest.raises(TypeError):  # shared by every request: nobody may alter them
+            request.headers["X-Extra"] = "1"  # type: ignore[index]
 
 
 async def test_a_deep_answer_is_still_a_decode_error() -> None:
