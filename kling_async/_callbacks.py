@@ -243,7 +243,8 @@ class CallbackReceiver:
     ) -> bool:
         """Publish a callback nobody here claimed to its owner's inbox; ``True`` once stored."""
         task_id = event.task.id
-        if not task_id or not self._relays:
+        keys = [key for key in (task_id, event.task.external_id) if key]
+        if not keys or not self._relays:
             return False
         from .coordination import CoordinationError
 
@@ -254,14 +255,13 @@ class CallbackReceiver:
                     self._relays.remove(store)
                 continue
             try:
-                owner = await store.publish_callback(task_id, payload)
+                for key in keys:  # claimed by task id, or by external id before creation
+                    if await store.publish_callback(key, payload) is not None:
+                        return True
             except CoordinationError as exc:
                 logger.warning(
-                    "callback for task %s not handed over: %s", task_id, type(exc).__name__
+                    "callback for task %s not handed over: %s", task_id or "?", type(exc).__name__
                 )
-                continue
-            if owner is not None:
-                return True
         return False
 
     def take_over(self, payload: bytes) -> bool:

@@ -148,12 +148,13 @@ def check(outcome: Outcome) -> None:
         assert all(result.status == "succeed" for result in results)
     handed = sum(r.handed_over for r in outcome.receivers)
     taken = sum(r.taken_over for r in outcome.receivers)
-    ok = sum(1 for status in outcome.answers if status == 200)
-    assert handed == ok  # a 200 only for a callback the store took
+    # Claimed by external id before each create left: even a callback that beats the
+    # create's answer finds its owner, so every misrouted POST is handed over.
+    assert outcome.answers == [200] * len(outcome.answers)
+    assert handed == len(outcome.answers) >= 2 * JOBS  # a 200 only once the store took it
     assert taken == handed  # everything handed over reached its owner
-    # Every terminal callback was handed over (earlier ones may come before the claim).
-    assert handed >= 2 * JOBS
-    assert outcome.fake_stats["callbacks_failed"] == outcome.answers.count(503)
+    assert outcome.fake_stats["callbacks_failed"] == 0
+    assert len(outcome.delays) == handed  # each seen by its owner's receiver
 
 
 async def in_process_stores() -> tuple[SlotStore, SlotStore]:

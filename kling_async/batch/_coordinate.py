@@ -16,10 +16,11 @@ the shared window:
   create of each kind);
 - a task resumed from the journal re-registers a lease at once (it holds a slot on
   the gateway whatever the window says);
-- with a callback receiver, every task watched by callbacks is claimed in the store,
-  the receiver hands callbacks for other workers' tasks to their owners, and this
-  batch reads its own inbox: each callback handed over is checked again by its
-  receiver and acted on as if it had arrived here;
+- with a callback receiver, every task watched by callbacks is claimed in the store
+  (by external id before its create leaves, by task id once created), the receiver
+  hands callbacks for other workers' tasks to their owners, and this batch reads
+  its own inbox: each callback handed over is checked again by its receiver and
+  acted on as if it had arrived here;
 - every job that ends gives its lease back at once; when the batch ends (or is
   cancelled) with leases still held (tasks that may still run), they are no longer
   renewed and free themselves after the lease TTL, even on a store other users keep
@@ -116,6 +117,14 @@ def learned_duration(job: Job, now: float) -> float | None:
     return server
 
 
+def _claim_ids(job: Job) -> list[str]:
+    """The ids a job's callbacks are claimed under: its external id, its task id once known."""
+    ids = [job.external_id]
+    if job.task is not None and job.task.id:
+        ids.append(job.task.id)
+    return ids
+
+
 class Coordination:
     """The leases of one batch, and the shared state it reads and writes.
 
@@ -193,6 +202,11 @@ class Coordination:
                 self._waiting = None
         if lease is None:
             return False
+        if job.callbacks and job not in self._claimed:
+            # Claimed by external id before the create leaves: a callback that beats
+            # the create's answer to another worker still finds its way here.
+            self._claimed.add(job)
+            await self.store.claim_task(job.external_id, self.holder)
         self._leases[job] = lease
         self.leases_taken += 1
         return True
@@ -264,9 +278,8 @@ class Coordination:
             self._submit("release", lambda: self.store.release(lease))
         if job in self._claimed:
             self._claimed.discard(job)
-            task_id = job.task.id if job.task is not None else None
-            if task_id:
-                self._submit("task release", lambda: self.store.release_task(task_id))
+            for ident in _claim_ids(job):
+                self._submit("task release", functools.partial(self.store.release_task, ident))
 
     def hold(self, job: Job) -> None:
         """A task that exists already (resumed, or running after all) holds a lease at once.
@@ -362,9 +375,8 @@ class Coordination:
             for lease in self._leases.values():  # kept: ``holds`` still tells
                 forget(lease)
         for job in list(self._claimed):
-            task_id = job.task.id if job.task is not None else None
-            if task_id:
-                await self._run("task release", functools.partial(self.store.release_task, task_id))
+            for ident in _claim_ids(job):
+                await self._run("task release", functools.partial(self.store.release_task, ident))
 
     async def _worker(self) -> None:
         every = self.lease_ttl / 3.0
