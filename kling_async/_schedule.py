@@ -245,6 +245,7 @@ class PollPlanner:
         self.tuning = tuning or ScheduleTuning()
         self._rng = rng or random.Random()
         self._stats: dict[Kind, DurationStats] = {}
+        self._estimates: dict[Kind, tuple[float, float, int] | None] = {}
 
     def observe(self, kind: Kind, seconds: float) -> None:
         """Learn from a finished task of ``kind`` that lived ``seconds``.
@@ -255,6 +256,7 @@ class PollPlanner:
         """
         if not (seconds > 0 and math.isfinite(seconds)):
             return
+        self._estimates.clear()
         for depth in range(1, len(kind) + 1):
             key = kind[:depth]
             stats = self._stats.get(key)
@@ -271,6 +273,13 @@ class PollPlanner:
         Returns:
             ``(mu, sigma, samples)`` or ``None`` when nothing related was seen yet.
         """
+        try:
+            return self._estimates[kind]  # the sums over running tasks ask often
+        except KeyError:
+            est = self._estimates[kind] = self._estimate(kind)
+            return est
+
+    def _estimate(self, kind: Kind) -> tuple[float, float, int] | None:
         tune = self.tuning
         for depth in range(len(kind), 0, -1):
             stats = self._stats.get(kind[:depth])

@@ -478,8 +478,9 @@ class Admission:
         job.phase = Phase.CREATING
         job.probing = probing
         job.held_at_admit = self.confirmed_slots
-        if probing and self.running_slots > self.max_running:
-            # Past the cap: if it lands, one of the batch's tasks must have ended.
+        if probing and self.confirmed_slots + job.slots > self.max_running:
+            # Past the cap with tasks known to exist (not creates in doubt, which
+            # may hold no slot): if it lands, one of them must have ended.
             self._running.audit.sent(job, time.monotonic())
         self.creates_in_flight += 1
         self._on_capacity()

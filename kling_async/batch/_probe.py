@@ -20,6 +20,7 @@ all, and says so. At most one task runs past the cap before that is noticed.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from typing import Any, Protocol
@@ -201,6 +202,8 @@ class SlotProbe:
         self._clock = clock
         self._refused_run = 0
         self._not_before = 0.0
+        self._min_gap = _PROBE_MAX_WAIT * clock / 50  # between two sums over running tasks
+        self._summed_at = -math.inf
         #: The admission loop may pass the window once.
         self.go = False
         self.wake = Wake()
@@ -266,6 +269,9 @@ class SlotProbe:
             return None  # the admission loop takes it
         if gate.running_slots + job.slots > self.ceiling(job.slots):
             return None
+        if now - self._summed_at < self._min_gap:
+            return self._min_gap - (now - self._summed_at)  # events come faster than this
+        self._summed_at = now
         expected, rate = self._running.expected_freed(now)
         if expected >= self._threshold:
             self.go = True
