@@ -93,6 +93,11 @@ class Ctx:
 
     def get(self, path: str) -> Any:
         """The value at a concrete path, :data:`MISSING` or :data:`INVALID`."""
+        if "." not in path and "[" not in path:  # a top-level field: one lookup
+            if path in self.bad:
+                return INVALID if path in self.payload else MISSING
+            value = self.payload.get(path)
+            return MISSING if value is None else value
         node: Any = self.payload
         walked = ""
         for name, index in _SEGMENT_RE.findall(path):
