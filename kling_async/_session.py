@@ -420,7 +420,7 @@ class KlingSession(TypedFamilies, QueryMethods):
         poll: PollPolicy | None = None,
         reconcile_interval: float | None = None,
         schedule: ScheduleTuning | None = None,
-        probe_slots: bool = False,
+        probe_slots: bool | None = None,
         max_ids_per_query: int = 100,
         seed: int | None = None,
         lookup_patience: float | None = None,
