@@ -134,9 +134,9 @@ async def test_overcommitted_max_running_loses_nothing() -> None:
     assert stats["max_running_observed"] <= 8
     assert summary.concurrency_limited == stats["concurrency_limited"]
     assert stats["create_requests"] == 200 + stats["concurrency_limited"]
-    # Refusals are slow start's overshoot plus deliberate probes (which back off
-    # after a few in a row): a few per job at most.
-    assert stats["concurrency_limited"] < 5 * 200
+    # Refusals are slow start's overshoot, the window creeping past the quota, and
+    # deliberate probes (which back off after six in a row): a handful per job.
+    assert stats["concurrency_limited"] < 10 * 200
 
 
 async def test_probing_past_max_running_keeps_the_quota_and_loses_nothing() -> None:
