@@ -541,6 +541,7 @@ def judge(kind: str, table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 COLUMNS = (
     ("makespan_ratio", "makespan/LB"),
+    ("floor_ratio", "zero-lag floor/LB"),
     ("status_requests_per_task", "status/task"),
     ("requests_per_task", "requests/task"),
     ("p95_lag_ratio", "p95 lag/dur"),

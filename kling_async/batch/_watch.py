@@ -44,6 +44,9 @@ __all__ = ["RunningProxy", "Watch"]
 
 logger = logging.getLogger("kling_async")
 
+#: Accepted probes (while work waits) per triggered list page of a family.
+_LANDINGS_PER_PAGE = 3
+
 
 def _poll_queue(session: SessionPort, ids_per_query: int) -> PollQueue:
     """The poll plan for ``session``'s backend.
@@ -117,6 +120,7 @@ class Watch:
         self._deliver = deliver
         self._pacing = pacing
         self._waiting = waiting
+        self._landed_unlisted: dict[str, int] = {}  # family -> probes landed since its page
         self._limiter = pacing.limiter
         self.running: set[Job] = set()
         self.audit = ProbeAudit(self.running)
@@ -232,10 +236,11 @@ class Watch:
     def probe_landed(self) -> None:
         """A probe was accepted: one task ended unnoticed. The likeliest is looked at now.
 
-        Its poll goes out at once: a single query, a turbo batch query (tasks due
-        soon ride along) or, on a backend with a list query, a page of its family
-        (every running task of it rides along), so the end is most often noticed
-        about when its slot was refilled.
+        Its poll goes out at once: a single query, or a turbo batch query (tasks due
+        soon ride along), so the end is most often noticed about when its slot was
+        refilled. On a backend with a list query a page of the family answers every
+        running task of it: while work waits, one page goes out per
+        :data:`_LANDINGS_PER_PAGE` landings of the family.
         """
         best: Job | None = None
         best_p = 0.0
@@ -246,8 +251,17 @@ class Watch:
             p, _ = self.planner.ended_probability(job.kind, job.lower, now - job.created_at)
             if p > best_p:
                 best, best_p = job, p
-        if best is not None and best.due > now:
-            self._schedule(best, now)
+        if best is None or best.due <= now:
+            return
+        if self.polls.listed_lane(best) and self._waiting():
+            # A page answers the whole family: one per few landings notices them
+            # all, while the probes keep the slots full in between.
+            name = best.endpoint.name
+            self._landed_unlisted[name] = self._landed_unlisted.get(name, 0) + 1
+            if self._landed_unlisted[name] < _LANDINGS_PER_PAGE:
+                return
+            self._landed_unlisted[name] = 0
+        self._schedule(best, now)
 
     def none_ended_by(self, sent: float) -> None:
         """A 1303 at ``sent`` with only our tasks in the slots: none had ended then.
