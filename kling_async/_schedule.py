@@ -246,6 +246,8 @@ class PollPlanner:
         self._rng = rng or random.Random()
         self._stats: dict[Kind, DurationStats] = {}
         self._estimates: dict[Kind, tuple[float, float, int] | None] = {}
+        #: Bumped whenever an estimate may have changed (callers cache on it).
+        self.generation = 0
 
     def observe(self, kind: Kind, seconds: float) -> None:
         """Learn from a finished task of ``kind`` that lived ``seconds``.
@@ -257,6 +259,7 @@ class PollPlanner:
         if not (seconds > 0 and math.isfinite(seconds)):
             return
         self._estimates.clear()
+        self.generation += 1
         for depth in range(1, len(kind) + 1):
             key = kind[:depth]
             stats = self._stats.get(key)
@@ -306,6 +309,22 @@ class PollPlanner:
         """
         est = self.estimate(kind)
         return None if est is None else math.exp(est[0])
+
+    def survival(self, kind: Kind, elapsed: float) -> float:
+        """Probability a task of ``kind`` is still running ``elapsed`` seconds in.
+
+        Args:
+            kind: The task's kind.
+            elapsed: Seconds since it was created.
+
+        Returns:
+            ``1.0`` when nothing is learned yet or ``elapsed <= 0``.
+        """
+        est = self.estimate(kind)
+        if est is None or elapsed <= 0:
+            return 1.0
+        mu, sigma, _ = est
+        return 0.5 * math.erfc(((math.log(elapsed) - mu) / sigma) / _SQRT2)
 
     def ended_probability(self, kind: Kind, lower: float, elapsed: float) -> tuple[float, float]:
         """How likely a task has ended by now, given it was running at ``lower``.

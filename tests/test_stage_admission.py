@@ -61,7 +61,7 @@ def make_admission(
     *,
     max_running: int = 2,
     max_units: float | None = None,
-    probe_slots: bool = False,
+    probe_slots: bool | None = False,
     refusals: float = 100.0,
 ) -> tuple[Admission, Results]:
     admission: Admission | None = None
@@ -212,6 +212,78 @@ async def test_a_probe_passes_the_full_window_only_when_slots_probably_freed() -
         probe = await take(receive, 1)
     assert probe[0].probing
     assert admission.running_slots == 3
+
+
+async def fill(admission: Admission, receive: MemoryObjectReceiveStream[Job], n: int) -> None:
+    """Admit and confirm ``n`` jobs: every slot of the window held by a running task."""
+    for job in await take(receive, n):
+        admission.confirm(job)
+        admission.create_done()
+
+
+async def test_reaching_the_cap_sends_one_probe_to_learn_whether_it_is_the_quota() -> None:
+    """probe_slots=None: one probe at once when the cap is reached; its 1303 proves the quota."""
+    running = FakeRunning()
+    admission, _ = make_admission(running, max_running=2, probe_slots=None)
+    for i in range(4):
+        admission.enqueue(make_job(i))
+    async with running_loops(admission, probe=True) as receive:
+        await fill(admission, receive, 2)
+        running.running = 2
+        test = await take(receive, 1)  # nothing expected freed: the quota test alone
+        assert test[0].probing
+        assert not admission.quota_seen
+        admission.no_slot(
+            test[0], ConcurrencyLimitedError("busy", http_status=429), sent=0.0, retry_after=None
+        )
+        admission.create_done()
+        assert admission.quota_seen  # every later probe may pass the cap
+        assert await nothing_more(receive)  # and none goes until slots probably freed
+
+
+async def test_an_accepted_probe_is_followed_by_as_many_as_were_expected_freed() -> None:
+    """Expected 2.6 freed: the probe lands, two more follow at once, then none."""
+    running = FakeRunning()
+    admission, _ = make_admission(running, max_running=2, probe_slots=True)
+    for i in range(8):
+        admission.enqueue(make_job(i))
+    async with running_loops(admission, probe=True) as receive:
+        await fill(admission, receive, 2)
+        running.running = 2
+        assert await nothing_more(receive)
+        running.expected = 2.6
+        admission.poke()
+        first = await take(receive, 1)
+        running.expected = 0.0  # an accepted probe restarts the credit
+        for _ in range(2):
+            admission.confirm(first[0])
+            admission.create_done()
+            first = await take(receive, 1)
+            assert first[0].probing
+        admission.confirm(first[0])
+        admission.create_done()
+        assert await nothing_more(receive)
+    assert admission.running_slots == 5
+
+
+async def test_a_refused_probe_ends_its_burst() -> None:
+    """Expected 2.6 freed but the probe gets a 1303: no follow-up probe."""
+    running = FakeRunning()
+    admission, _ = make_admission(running, max_running=2, probe_slots=True)
+    for i in range(8):
+        admission.enqueue(make_job(i))
+    async with running_loops(admission, probe=True) as receive:
+        await fill(admission, receive, 2)
+        running.running = 2
+        running.expected = 2.6
+        admission.poke()
+        probe = await take(receive, 1)
+        running.expected = 0.0
+        admission.no_slot(
+            probe[0], ConcurrencyLimitedError("busy", http_status=429), sent=0.0, retry_after=None
+        )
+        admission.create_done()
+        assert await nothing_more(receive)
 
 
 async def test_a_halt_names_the_setting_and_ends_queued_jobs_not_started() -> None:

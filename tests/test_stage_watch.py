@@ -300,3 +300,43 @@ def test_a_task_this_process_created_is_learned_from_its_polls() -> None:
     assert estimate is not None
     assert 1.0 < math.exp(estimate[0]) <= 51.0
     assert len(watch.latencies) == 1
+
+
+def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None:
+    """The prober's fast sum agrees with the planner's per-task figure, caches included."""
+    watch, _ = make_watch()
+    rng = random.Random(3)
+    kinds = [kind_of("text2video", {}), kind_of("image2video", {})]
+    for kind, median in zip(kinds, (100.0, 40.0), strict=True):
+        for _ in range(20):
+            watch.planner.observe(kind, median * math.exp(rng.gauss(0.0, 0.25)))
+    now = time.monotonic()
+    jobs = []
+    for i in range(30):
+        job = running_job(f"j{i}", "text2video" if i % 2 else "image2video")
+        job.kind = kinds[i % 2]
+        job.created_at = now - rng.uniform(1.0, 200.0)
+        job.lower = rng.uniform(0.0, now - job.created_at)
+        job.probe_lower = rng.uniform(0.0, now - job.created_at) if i % 3 == 0 else 0.0
+        job.slots = 1 + i % 2
+        job.callbacks = i % 7 == 0
+        watch.running.add(job)
+        jobs.append(job)
+
+    def reference(at: float) -> tuple[float, float]:
+        expected = rate = 0.0
+        for job in jobs:
+            if job.callbacks:
+                continue
+            lower = max(job.lower, job.probe_lower)
+            p, r = watch.planner.ended_probability(job.kind, lower, at - job.created_at)
+            expected += p * job.slots
+            rate += r * job.slots
+        return expected, rate
+
+    for at in (now, now + 5.0):
+        assert watch.expected_freed(at) == pytest.approx(reference(at), rel=1e-9)
+    jobs[1].lower += 3.0  # a poll saw it running later: the cached survival must follow
+    watch.planner.observe(kinds[0], 300.0)  # and so must a new estimate
+    assert watch.expected_freed(now + 5.0) == pytest.approx(reference(now + 5.0), rel=1e-9)
+    assert reference(now)[0] > 0.5  # the check means something: tasks have likely ended

@@ -71,6 +71,9 @@ class Job:
         "running_seen",
         "slots",
         "step",
+        "surv_gen",
+        "surv_lower",
+        "surv_then",
         "task",
         "unclear_since",
         "unexpected",
@@ -117,6 +120,10 @@ class Job:
         self.created_at = 0.0
         self.lower = 0.0
         self.probe_lower = 0.0  # a probe landed then: slot credit counts from here
+        # Survival at max(lower, probe_lower), cached for the sums over running tasks.
+        self.surv_gen = -1
+        self.surv_lower = -1.0
+        self.surv_then = 1.0
         self.step = 0.0
         self.polls = 0
         self.gen = 0

@@ -144,8 +144,11 @@ class Pacing:
         if until <= now:
             return
         if self.not_before < until:
-            logger.warning(
-                "more than %g creates refused within a second: admissions pause for %.2fs",
+            # Once loudly per batch; a busy large batch may brush the ceiling often.
+            log = logger.warning if self.breaker.trips <= 1 else logger.debug
+            log(
+                "more than %g creates refused within a second: admissions pause for %.2fs"
+                " (said once a batch; the summary counts refusals)",
                 self.breaker.per_second,
                 until - now,
             )

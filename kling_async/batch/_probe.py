@@ -8,6 +8,8 @@ only into a free slot, so an accepted probe fills a freed slot early and a 1303
 (which costs nothing) proves none of the tasks had ended yet, so their polls may
 wait. This is what keeps the account's slots busy at a small request budget:
 one create checks every running task at once, where a status query checks one.
+An accepted probe is followed at once by as many more as the estimate counted
+freed slots past the first, until one is refused.
 
 Probing past ``max_running`` is only sound when ``max_running`` is the account's
 quota. By default (``probe_slots=None``) the batch probes past it and audits each
@@ -179,7 +181,9 @@ class SlotProbe:
         results: Tells when the batch is finished.
         probe_slots: Probe past ``max_running`` too: ``True`` always, ``False``
             never, ``None`` until a probe shows the account has more slots.
-        threshold: Expected freed slots at which a probe goes out.
+        threshold: Expected freed slots at which a probe goes out (one that
+            lands is followed at once by as many more as the estimate counted
+            past one, until one is refused).
         clock: Seconds of this machine per second of the gateway's clock (a
             time-scaled fake runs faster).
     """
@@ -202,6 +206,8 @@ class SlotProbe:
         self._clock = clock
         self._refused_run = 0
         self._not_before = 0.0
+        self._burst = 0.0  # freed slots the last probe's estimate still owes
+        self._quota_tested = False
         self._min_gap = _PROBE_MAX_WAIT * clock / 50  # between two sums over running tasks
         self._summed_at = -math.inf
         #: The admission loop may pass the window once.
@@ -233,6 +239,7 @@ class SlotProbe:
         before the next probe, so a wrong model costs a few requests, not a storm.
         """
         self._refused_run += 1
+        self._burst = 0.0  # none had ended: the estimate was early
         excess = self._refused_run - _FREE_REFUSALS
         if excess > 0:
             step = min(_BACKOFF_BASE * 2.0 ** (excess - 1), _BACKOFF_MAX) * self._clock
@@ -269,14 +276,39 @@ class SlotProbe:
             return None  # the admission loop takes it
         if gate.running_slots + job.slots > self.ceiling(job.slots):
             return None
+        if (
+            self._past_max is None
+            and not gate.quota_seen
+            and not self._quota_tested
+            and gate.confirmed_slots >= gate.max_running
+        ):
+            # Once the cap is first reached, one probe at once: a 1303 shows the
+            # account's quota is max_running (later probes may go past it, each
+            # into a freed slot); an acceptance shows it has more (the audit then
+            # stops probing past the cap). Either way the answer is needed before
+            # more than one probe can be out past the cap.
+            self._quota_tested = True
+            self._fire()
+            return None
+        if self._burst >= 0.5:
+            # The last probe landed and its estimate counted more freed slots:
+            # the next one goes at once, until one is refused.
+            self._burst -= 1.0
+            self._fire()
+            return None
         if now - self._summed_at < self._min_gap:
             return self._min_gap - (now - self._summed_at)  # events come faster than this
         self._summed_at = now
         expected, rate = self._running.expected_freed(now)
-        if expected >= self._threshold:
-            self.go = True
-            gate.wake.set()
+        threshold = self._threshold
+        if expected >= threshold:
+            self._burst = expected - 1.0
+            self._fire()
             return None
         if rate <= 0:
             return None  # nothing learned yet: completions and polls will wake us
-        return min(max((self._threshold - expected) / rate, 1e-3), self._max_wait)
+        return min(max((threshold - expected) / rate, 1e-3), self._max_wait)
+
+    def _fire(self) -> None:
+        self.go = True
+        self._gate.wake.set()
