@@ -194,7 +194,7 @@ async def test_forty_videos_on_kling_cost_at_most_two_and_a_half_status_requests
     """40 text-to-video jobs, quota 10, official routes: each created once, ≤ 2.5 queries a task.
 
     A batch this small spends most of its polls on its last wave (nothing waits, so
-    pages go out densely to end it early): over seeds 0-11 it took 1.4-2.2 status
+    pages go out densely to end it early): over seeds 0-11 it took 1.05-1.4 status
     requests a task, against 6.2-10.4 for the same batch on the gateway's single
     queries. The benchmark's official shape measures the long-batch figure.
     """

@@ -164,6 +164,23 @@ def test_batched_and_listed_polls_keep_their_own_step_caps() -> None:
     assert ending < listed
 
 
+def test_listed_polls_are_sparse_while_probes_refill_slots() -> None:
+    """Listed and refilled: a page at most every listed_min_step of the median, not at the end."""
+    planner = trained(lognormal(300, 100.0, 0.25))
+    tune = planner.tuning
+    median = planner.median(KIND)
+    assert median is not None
+    near_median = 0.95 * median
+    plain = planner.next_poll(KIND, near_median, 5, listed=True) - near_median
+    sparse = planner.next_poll(KIND, near_median, 5, listed=True, refilled=True) - near_median
+    assert plain < tune.listed_min_step * median  # the hazard wants it sooner
+    assert sparse == pytest.approx(tune.listed_min_step * median)
+    ending = planner.next_poll(KIND, near_median, 5, listed=True, refilled=True, ending=True)
+    assert ending - near_median <= tune.ending_max_step * near_median + 1e-9
+    single = planner.next_poll(KIND, near_median, 5, refilled=True) - near_median
+    assert single < tune.listed_min_step * median  # only list pages answer every task
+
+
 def test_callback_mode_polls_only_to_reconcile() -> None:
     """With callbacks: first poll well past the learned tail, or every reconcile_interval."""
     planner = trained(lognormal(300, 100.0, 0.25))

@@ -233,11 +233,13 @@ async def test_reaching_the_cap_sends_one_probe_to_learn_whether_it_is_the_quota
         test = await take(receive, 1)  # nothing expected freed: the quota test alone
         assert test[0].probing
         assert not admission.quota_seen
+        assert not admission.probe.refilling()  # not yet proved sound: polls refill
         admission.no_slot(
             test[0], ConcurrencyLimitedError("busy", http_status=429), sent=0.0, retry_after=None
         )
         admission.create_done()
         assert admission.quota_seen  # every later probe may pass the cap
+        assert admission.probe.refilling()
         assert await nothing_more(receive)  # and none goes until slots probably freed
 
 
@@ -250,6 +252,7 @@ async def test_an_accepted_probe_is_followed_by_as_many_as_were_expected_freed()
     async with running_loops(admission, probe=True) as receive:
         await fill(admission, receive, 2)
         running.running = 2
+        assert admission.probe.refilling()  # asked for: probes refill from the start
         assert await nothing_more(receive)
         running.expected = 2.6
         admission.poke()
@@ -301,3 +304,10 @@ async def test_a_halt_names_the_setting_and_ends_queued_jobs_not_started() -> No
     assert admission.halted.setting == "KLING_API_KEY"
     assert "KLING_API_KEY" in str(admission.halted)
     assert results.counts["not_started"] == 3
+
+
+def test_probes_never_refill_when_told_not_to_pass_the_cap() -> None:
+    """probe_slots=False: polls alone report freed slots, whatever the gateway said."""
+    admission, _ = make_admission(FakeRunning(), max_running=2, probe_slots=False)
+    admission.quota_seen = True
+    assert not admission.probe.refilling()

@@ -451,6 +451,7 @@ class _Stages:
             results=self.results,
             deliver=self.fetch.submit if self.fetch is not None else None,
             waiting=lambda: len(self.admission.queue),
+            refilled=self.admission.probe.refilling,
         )
         self.watch.latencies = LatencySample(random.Random(options.seed))
         patience = options.lookup_patience

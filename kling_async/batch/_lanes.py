@@ -25,7 +25,7 @@ LIST_LANE_PREFIX = "list:"
 _BATCH_PULL_FORWARD = 1.0
 
 #: A turbo-lane poll waits for a batch query planned up to this share of its step later.
-_BATCH_SNAP = 0.5
+_BATCH_SNAP = 1.0
 
 #: A list-lane poll waits for a page planned up to this share of its step later.
 _LIST_SNAP = 1.0

@@ -230,6 +230,23 @@ class SlotProbe:
             return float("inf")
         return gate.max_running + slots
 
+    def refilling(self) -> bool:
+        """Whether probes refill slots freed unnoticed (polls then only report ends).
+
+        Returns:
+            ``True`` when probing past the window is allowed and proved sound:
+            the gateway enforces a quota at ``max_running`` or below (a 1303 came
+            with no more held), or probing past it was asked for.
+        """
+        gate = self._gate
+        return (
+            gate.coordination is None
+            and self._past_max is not False
+            and not self._running.audit.disproved
+            and (self._past_max is True or gate.quota_seen)
+            and self._running.running_count() <= PROBE_MAX_RUNNING
+        )
+
     def refused(self) -> None:
         """A probe was refused (1303). Past a few in a row, probes back off.
 

@@ -46,7 +46,7 @@ __all__ = ["RunningProxy", "Watch"]
 logger = logging.getLogger("kling_async")
 
 #: Accepted probes (while work waits) per triggered list page of a family.
-_LANDINGS_PER_PAGE = 3
+_LANDINGS_PER_PAGE = 4
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -140,6 +140,8 @@ class Watch:
             (``None``: no downloads; the job ends at once).
         waiting: How many jobs wait for a slot (none: the batch's last tasks
             are polled more densely, the last one noticed ends the batch).
+        refilled: Whether probes refill slots freed unnoticed (list pages may
+            then be sparser: they only report ends).
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class Watch:
         results: Results,
         deliver: Callable[[Job], None] | None,
         waiting: Callable[[], int] = lambda: 1,
+        refilled: Callable[[], bool] = lambda: False,
     ) -> None:
         self._session = session
         self.poll_policy = poll
@@ -169,6 +172,7 @@ class Watch:
         self._deliver = deliver
         self._pacing = pacing
         self._waiting = waiting
+        self._refilled = refilled
         self._landed_unlisted: dict[str, int] = {}  # family -> probes landed since its page
         self._limiter = pacing.limiter
         self.running: set[Job] = set()
@@ -346,6 +350,7 @@ class Watch:
             reconcile_interval=self._reconcile_interval,
             ending=not self._waiting(),
             listed=self.polls.listed_lane(job),
+            refilled=self._refilled(),
         )
         job.step = target - elapsed
         self._schedule(job, job.created_at + target)
