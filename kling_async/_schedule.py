@@ -158,8 +158,10 @@ class ScheduleTuning:
         hazard_gain: Scale of the hazard-shaped step (dimensionless).
         tail_sigmas: Beyond this many sigmas past the median a task is an outlier.
         tail_step: Step fraction for outliers (capped by the prior's ``max_interval``).
-        prior_sigma: Sigma assumed before samples exist.
-        prior_weight: Pseudo-samples behind ``prior_sigma``.
+        prior_sigma: Sigma assumed before samples exist (blended in while a kind
+            has fewer than three; from three on, sigma is an upper 80% bound
+            from the samples alone, cautious with few and tight with many).
+        prior_weight: Pseudo-samples behind ``prior_sigma`` in that blend.
         min_sigma: Floor of the learned sigma.
         coarse_sigma: Extra sigma when borrowing a coarser kind's figures.
         window: Samples the estimate effectively remembers (older ones fade).
@@ -222,6 +224,18 @@ class DurationStats:
         delta = x - self.mean
         self.mean += alpha * delta
         self.var = (1.0 - alpha) * (self.var + alpha * delta * delta)
+
+
+def _sigma_upper(sample_var: float, dof: int) -> float:
+    """An upper 80% confidence bound on sigma from a sample variance with ``dof`` degrees.
+
+    Wilson-Hilferty's approximation of the chi-square quantile: a handful of
+    samples give a cautious (wide) sigma, and it tightens as they accrue, so a
+    kind with tight lives is polled tightly within a few tasks.
+    """
+    h = 2.0 / (9.0 * dof)
+    quantile = dof * (1.0 - h - 0.8416 * math.sqrt(h)) ** 3
+    return math.sqrt(sample_var * dof / max(quantile, 1e-9))
 
 
 def _hazard(z: float, sigma: float, t: float) -> float:
@@ -295,10 +309,13 @@ class PollPlanner:
             if stats is None or stats.count == 0:
                 continue
             n = min(stats.count, tune.window)
-            var = (tune.prior_weight * tune.prior_sigma**2 + n * stats.var) / (
-                tune.prior_weight + n
-            )
-            sigma = math.sqrt(var * (1.0 + 1.0 / n))
+            if n >= 3:
+                sigma = _sigma_upper(stats.var * n / (n - 1), n - 1)
+            else:
+                var = (tune.prior_weight * tune.prior_sigma**2 + n * stats.var) / (
+                    tune.prior_weight + n
+                )
+                sigma = math.sqrt(var * (1.0 + 1.0 / n))
             if depth < len(kind):
                 sigma += tune.coarse_sigma
             return stats.mean, max(sigma, tune.min_sigma), stats.count
@@ -397,8 +414,9 @@ class PollPlanner:
             ending: Nothing waits for a slot: the batch ends when its last task
                 is noticed, so steps are capped at ``ending_max_step``.
             listed: It is watched by list query (steps up to ``listed_max_step``).
-            refilled: Probes refill slots freed unnoticed: a listed task's steps
-                are at least ``listed_min_step`` of the median (unless ``ending``).
+            refilled: Probes refill slots freed unnoticed: unless ``ending``, steps
+                are at least the policy's ``interval`` (``listed_min_step`` of
+                the median for a listed task).
 
         Returns:
             Elapsed seconds (since creation) of the next poll, > ``elapsed``.
@@ -434,6 +452,10 @@ class PollPlanner:
             if ending:
                 top = min(top, tune.ending_max_step * t)
             step = min(max(step, tune.min_step * t), top)
-            if listed and refilled and not ending:
-                step = max(step, tune.listed_min_step * median)
+            if refilled and not ending:
+                # Probes refill freed slots: a poll only reports an end, so none
+                # comes sooner than the policy's interval (the plain loop's pace),
+                # and a list page (it answers every task) not within a share of a life.
+                floor = tune.listed_min_step * median if listed else self.prior.interval
+                step = max(step, floor)
         return elapsed + max(step, tune.min_delay)

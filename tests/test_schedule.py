@@ -181,6 +181,30 @@ def test_listed_polls_are_sparse_while_probes_refill_slots() -> None:
     assert single < tune.listed_min_step * median  # only list pages answer every task
 
 
+def test_tight_lives_are_learned_tight_within_a_few_tasks() -> None:
+    """Sigma 0.05: ten samples give a sigma under 0.1 (the prior alone would keep ~0.2)."""
+    for seed in range(5):
+        est = trained(lognormal(10, 20.0, 0.05, seed=seed)).estimate(KIND)
+        assert est is not None
+        assert 0.03 <= est[1] < 0.1
+    few = trained(lognormal(3, 20.0, 0.05)).estimate(KIND)
+    many = trained(lognormal(100, 20.0, 0.05)).estimate(KIND)
+    assert few is not None and many is not None
+    assert few[1] > many[1]  # fewer samples, wider (cautious) sigma
+
+
+def test_single_polls_keep_the_policy_interval_while_probes_refill() -> None:
+    """Refilled, not ending: no step under the policy's interval; the batch's end is denser."""
+    planner = trained(lognormal(200, 20.0, 0.05))
+    median = planner.median(KIND)
+    assert median is not None
+    step = planner.next_poll(KIND, median, 3, refilled=True) - median
+    assert step == pytest.approx(PRIOR.interval)
+    assert planner.next_poll(KIND, median, 3) - median < PRIOR.interval
+    ending = planner.next_poll(KIND, median, 3, refilled=True, ending=True) - median
+    assert ending < PRIOR.interval
+
+
 def test_callback_mode_polls_only_to_reconcile() -> None:
     """With callbacks: first poll well past the learned tail, or every reconcile_interval."""
     planner = trained(lognormal(300, 100.0, 0.25))
