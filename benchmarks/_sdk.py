@@ -109,14 +109,14 @@ async def sdk_batch(
     callback_secret: str | None = None,
     callbacks: bool = False,
     seed: int = 0,
-    probe_slots: bool = False,
+    probe_slots: bool | None = None,
 ) -> dict[str, Any]:
     """Run ``jobs`` generations through ``session.batch`` and time them.
 
     With ``callbacks`` a :class:`CallbackReceiver` is served on loopback (verifying
     signatures when ``callback_secret`` is given) and handed to the batch.
-    ``probe_slots`` is passed to the batch (creates past ``max_running`` that probe
-    for a slot freed unnoticed).
+    ``probe_slots`` is passed to the batch (``None``, the default: probe past
+    ``max_running`` until a probe shows the account has more slots).
 
     Returns:
         ``started`` / ``finished`` (monotonic), ``noticed`` (task id → monotonic
@@ -137,9 +137,7 @@ async def sdk_batch(
             max_running=max_running,
             callbacks=receiver,
             seed=seed,
-            probe_slots=probe_slots,
-            # The breaker counts real seconds; the fake's clock runs time_scale times fast.
-            max_refusals_per_second=10.0 / time_scale,
+            probe_slots=probe_slots,  # the breaker follows the session's time_scaled clock
         ) as batch:
             batch.submit_all(_jobs(family, jobs))
             async for result in batch:

@@ -244,11 +244,11 @@ async def _run_contender(name: str, plan: Plan) -> dict[str, Any]:
             started, finished, noticed = res["started"], res["finished"], res["noticed"]
             extra = {"poll_interval_s": round(interval, 6), "errors": res["errors"]}
         else:
-            # sdk: default options (max_running is a hard cap); sdk_probe: the same
-            # cap with probe_slots=True (one create past it when a slot has probably
-            # freed unnoticed: the gateway's 1303 keeps the account within quota).
+            # sdk: default options (probe_slots=None: probes past max_running,
+            # audited); sdk_probe: probe_slots=True (the quota is max_running: every
+            # probe may pass it, the gateway's 1303 keeps the account within quota).
             max_running = 4 * quota if name == "sdk_overcommitted" else quota
-            probe = name == "sdk_probe"
+            probe = True if name == "sdk_probe" else None
             res = await sdk_batch(
                 fake.url,
                 API_KEY,
