@@ -189,7 +189,8 @@ def test_tight_lives_are_learned_tight_within_a_few_tasks() -> None:
         assert 0.03 <= est[1] < 0.1
     few = trained(lognormal(3, 20.0, 0.05)).estimate(KIND)
     many = trained(lognormal(100, 20.0, 0.05)).estimate(KIND)
-    assert few is not None and many is not None
+    assert few is not None
+    assert many is not None
     assert few[1] > many[1]  # fewer samples, wider (cautious) sigma
 
 
