@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -172,7 +172,7 @@ class _Stop(Exception):
 def _only_stop(exc: BaseException) -> bool:
     if isinstance(exc, _Stop):
         return True
-    inner = getattr(exc, "exceptions", None)
+    inner: Sequence[BaseException] = getattr(exc, "exceptions", None) or ()
     return bool(inner) and all(_only_stop(e) for e in inner)
 
 

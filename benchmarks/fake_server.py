@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import subprocess
 import sys
@@ -117,7 +118,7 @@ async def _load(
     for _ in range(concurrency):
         done: asyncio.Future[None] = loop.create_future()
         await loop.create_connection(
-            lambda d=done: _Connection(request, deadline, tally, d), host, port
+            functools.partial(_Connection, request, deadline, tally, done), host, port
         )
         waits.append(done)
     await asyncio.wait_for(asyncio.gather(*waits), timeout=duration_s + 30)

@@ -209,8 +209,13 @@ class CannedTransport:
     """Answers every request at once with a prepared body (no network, no fake)."""
 
     def __init__(self) -> None:
-        processing = {"status": "processing", "message": "", "outputs": [], "billing": []}
-        many = [
+        processing: dict[str, Any] = {
+            "status": "processing",
+            "message": "",
+            "outputs": [],
+            "billing": [],
+        }
+        many: list[dict[str, Any]] = [
             {"id": str(8_680_000_000_000_000_000 + i), "external_id": f"ka-{i:032x}", **processing}
             for i in range(MANY)
         ]
