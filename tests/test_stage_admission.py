@@ -221,12 +221,18 @@ async def fill(admission: Admission, receive: MemoryObjectReceiveStream[Job], n:
         admission.create_done()
 
 
+def probing_admission(probe_slots: bool | None, jobs: int) -> tuple[FakeRunning, Admission]:
+    """Two slots, ``jobs`` queued, the watcher scripted."""
+    running = FakeRunning()
+    admission, _ = make_admission(running, max_running=2, probe_slots=probe_slots)
+    for i in range(jobs):
+        admission.enqueue(make_job(i))
+    return running, admission
+
+
 async def test_reaching_the_cap_sends_one_probe_to_learn_whether_it_is_the_quota() -> None:
     """probe_slots=None: one probe at once when the cap is reached; its 1303 proves the quota."""
-    running = FakeRunning()
-    admission, _ = make_admission(running, max_running=2, probe_slots=None)
-    for i in range(4):
-        admission.enqueue(make_job(i))
+    running, admission = probing_admission(None, 4)
     async with running_loops(admission, probe=True) as receive:
         await fill(admission, receive, 2)
         running.running = 2
@@ -245,10 +251,7 @@ async def test_reaching_the_cap_sends_one_probe_to_learn_whether_it_is_the_quota
 
 async def test_an_accepted_probe_is_followed_by_as_many_as_were_expected_freed() -> None:
     """Expected 2.6 freed: the probe lands, two more follow at once, then none."""
-    running = FakeRunning()
-    admission, _ = make_admission(running, max_running=2, probe_slots=True)
-    for i in range(8):
-        admission.enqueue(make_job(i))
+    running, admission = probing_admission(True, 8)
     async with running_loops(admission, probe=True) as receive:
         await fill(admission, receive, 2)
         running.running = 2
@@ -271,10 +274,7 @@ async def test_an_accepted_probe_is_followed_by_as_many_as_were_expected_freed()
 
 async def test_a_refused_probe_ends_its_burst() -> None:
     """Expected 2.6 freed but the probe gets a 1303: no follow-up probe."""
-    running = FakeRunning()
-    admission, _ = make_admission(running, max_running=2, probe_slots=True)
-    for i in range(8):
-        admission.enqueue(make_job(i))
+    running, admission = probing_admission(True, 8)
     async with running_loops(admission, probe=True) as receive:
         await fill(admission, receive, 2)
         running.running = 2
