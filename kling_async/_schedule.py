@@ -57,20 +57,19 @@ from typing import Any
 import attrs
 
 from ._config import PollPolicy
-from ._window import AdmissionWindow, Budget
+from ._window import AdmissionWindow, Budget, Kind
 
 __all__ = [
     "AdmissionWindow",
     "Budget",
     "DurationStats",
+    "Kind",
     "PollPlanner",
     "ScheduleTuning",
     "kind_of",
     "observed_duration",
 ]
 
-#: A task kind: endpoint name first, then what stretches a task's life.
-Kind = tuple[str, ...]
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -368,9 +367,7 @@ class PollPlanner:
         mu, sigma, _ = est
         z_now = (math.log(elapsed) - mu) / sigma
         survive_now = 0.5 * math.erfc(z_now / _SQRT2)
-        survive_then = 1.0
-        if lower > 0:
-            survive_then = 0.5 * math.erfc(((math.log(lower) - mu) / sigma) / _SQRT2)
+        survive_then = self.survival(kind, lower)
         if survive_then <= 1e-12:
             return 1.0, 0.0
         density = _INV_SQRT_2PI * math.exp(-0.5 * z_now * z_now) / (sigma * elapsed)

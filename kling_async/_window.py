@@ -6,9 +6,10 @@ Both are plain state machines with no I/O; the batch's admission stage drives th
 
 from __future__ import annotations
 
-__all__ = ["AdmissionWindow", "Budget"]
+__all__ = ["AdmissionWindow", "Budget", "Kind"]
 
-#: A task kind: endpoint name first, then what stretches a task's life.
+#: A task kind: endpoint name first, then what stretches a task's life (built by
+#: :func:`kling_async._schedule.kind_of`, which re-exports this alias).
 Kind = tuple[str, ...]
 
 

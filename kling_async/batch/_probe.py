@@ -317,14 +317,13 @@ class SlotProbe:
             return self._min_gap - (now - self._summed_at)  # events come faster than this
         self._summed_at = now
         expected, rate = self._running.expected_freed(now)
-        threshold = self._threshold
-        if expected >= threshold:
+        if expected >= self._threshold:
             self._burst = expected - 1.0
             self._fire()
             return None
         if rate <= 0:
             return None  # nothing learned yet: completions and polls will wake us
-        return min(max((threshold - expected) / rate, 1e-3), self._max_wait)
+        return min(max((self._threshold - expected) / rate, 1e-3), self._max_wait)
 
     def _fire(self) -> None:
         self.go = True

@@ -140,8 +140,9 @@ class Watch:
             (``None``: no downloads; the job ends at once).
         waiting: How many jobs wait for a slot (none: the batch's last tasks
             are polled more densely, the last one noticed ends the batch).
-        refilled: Whether probes refill slots freed unnoticed (list pages may
-            then be sparser: they only report ends).
+        refilled: Whether probes refill slots freed unnoticed (polls then only
+            report ends: while jobs wait, a poll keeps the policy's interval and
+            a list page ``listed_min_step`` of the median).
     """
 
     def __init__(
