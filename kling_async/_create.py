@@ -35,7 +35,7 @@ from ._backoff import backoff_delay, is_testing
 from ._classify import Verdict, classify
 from ._config import RetryPolicy
 from ._converter import to_payload
-from ._endpoints import Endpoint, endpoint_for_request, external_id_of, with_external_id
+from ._endpoints import Endpoint, body_with_external_id, endpoint_for_request, external_id_of
 from ._errors import (
     ConcurrencyLimitedError,
     CreateOutcomeUnknownError,
@@ -132,9 +132,11 @@ def prepare(
     eid = external_task_id or external_id_of(request) or None
     if eid is None and documented:
         eid = new_external_task_id()
+    payload = to_payload(request)
     if eid is not None and eid != external_id_of(request):
-        request = with_external_id(request, eid)  # only where the caller gave one, or documented
-    payload = merged_body(to_payload(request), extra_body)
+        # Only where the caller gave one, or documented.
+        payload = body_with_external_id(request, payload, eid)
+    payload = merged_body(payload, extra_body)
     if validate:
         # One strict path for every entry point: refuses with every problem at once,
         # warns for inferred rules, and never changes a value.

@@ -68,6 +68,7 @@ __all__ = [
     "Endpoint",
     "Host",
     "Shape",
+    "body_with_external_id",
     "callback_url_of",
     "endpoint_for",
     "endpoint_for_request",
@@ -392,6 +393,39 @@ def with_external_id(request: Request, external_task_id: str) -> Request:
         TypeError: The endpoint has no external id (identify-face).
     """
     return _with_option(request, "external_task_id", external_task_id)
+
+
+def body_with_external_id(
+    request: Request, body: dict[str, Any], external_task_id: str
+) -> dict[str, Any]:
+    """Return ``body`` (the request's own, as built) carrying ``external_task_id``.
+
+    The same result as building the body of :func:`with_external_id`'s copy,
+    without copying and re-checking the model.
+
+    Args:
+        request: The request model the body was built from.
+        body: Its body, as built by the converter (not changed).
+        external_task_id: The id to set.
+
+    Returns:
+        A new body.
+
+    Raises:
+        TypeError: The endpoint has no external id (identify-face).
+    """
+    out = dict(body)
+    if isinstance(request, _TURBO_TYPES):
+        options = out.get("options")
+        out["options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "external_task_id": external_task_id,
+        }
+        return out
+    if not hasattr(request, "external_task_id"):
+        raise TypeError(f"{type(request).__name__} has no external_task_id")
+    out["external_task_id"] = external_task_id
+    return out
 
 
 def callback_url_of(request: Request) -> str | None:

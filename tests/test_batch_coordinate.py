@@ -92,6 +92,9 @@ class NoRunning:
     def none_ended_by(self, sent: float) -> None:
         raise AssertionError("a coordinated 1303 says nothing about this process's tasks")
 
+    def none_more_ended_by(self, sent: float) -> None:
+        raise AssertionError("a coordinated 1303 says nothing about this process's tasks")
+
     def running_count(self) -> int:
         return 0
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import attrs
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -23,15 +24,22 @@ from kling_async import (
     AiohttpTransport,
     HTTPRequest,
     HTTPResponse,
+    ImageGenerationRequest,
     KlingSession,
     ResponseDecodeError,
     ResponseTooLargeError,
     TaskStatus,
+    TextToVideoRequest,
+    TurboOptions,
+    TurboSettings,
+    TurboTextToVideoRequest,
     _telemetry,
 )
-from kling_async._converter import parse_task
+from kling_async._converter import parse_task, to_payload
+from kling_async._endpoints import body_with_external_id, endpoint_for, with_external_id
 from kling_async._envelope import json_depth, parse_json
 from kling_async._redact import Redactor
+from kling_async._rules import apply_table
 from kling_async._task import ms_to_datetime
 from kling_async.testing import MockTransport
 
@@ -403,3 +411,43 @@ async def test_each_query_is_a_span_with_an_explicit_provider() -> None:
         ("kling.request", {"kling.kind": "query", "http.method": "GET"}),
         ("kling.request", {"kling.kind": "batch_query", "http.method": "GET"}),
     ]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        TextToVideoRequest(prompt="a fox", model_name="kling-v2-6", duration="5"),
+        TextToVideoRequest(prompt="a fox", external_task_id="mine-1"),
+        TurboTextToVideoRequest(prompt="a fox", settings=TurboSettings(duration=5)),
+        TurboTextToVideoRequest(
+            prompt="a fox", options=TurboOptions(callback_url="https://example.com/cb")
+        ),
+        ImageGenerationRequest(prompt="a fox", n=2),
+    ],
+    ids=["classic", "classic-with-id", "turbo-no-options", "turbo-options", "image"],
+)
+def test_the_external_id_set_on_the_body_matches_the_copied_model(request_: Any) -> None:
+    """Setting the id on the built body sends what building the copied model would."""
+    built = to_payload(request_)
+    fast = body_with_external_id(request_, built, "ext-42")
+    assert fast == to_payload(with_external_id(request_, "ext-42"))
+    assert built == to_payload(request_)  # the body given is not changed
+
+
+def test_rules_about_absent_values_are_skipped_without_changing_findings() -> None:
+    """A body without a rule's field gives the findings of the full pass over every rule."""
+    table = endpoint_for("text2video").rules
+    valued = [rule for rule in table.rules if rule.needs is not None]
+    assert valued
+    assert any(rule.needs is None for rule in table.rules)
+    bodies: list[dict[str, Any]] = [
+        {"prompt": "a fox", "mode": "ultra"},
+        {"prompt": "", "model_name": "kling-v9", "duration": "7", "cfg_scale": 3},
+        {"prompt": "a fox", "multi_shot": True, "multi_prompt": [{"index": 1, "duration": "9"}]},
+        {"negative_prompt": "x" * 3000, "aspect_ratio": "4:5"},
+    ]
+    slow = attrs.evolve(table, rules=tuple(attrs.evolve(r, needs=None) for r in table.rules))
+    for body in bodies:
+        assert apply_table(table, body) == apply_table(slow, body)
+        assert apply_table(table, body)  # each body is refused or warned about
+    assert apply_table(table, {"prompt": "a fox"}) == apply_table(slow, {"prompt": "a fox"}) == []

@@ -86,11 +86,12 @@ def test_time_scaled_config_remembers_its_factor() -> None:
 
 
 def test_refused_probes_back_off_after_a_few_in_a_row_and_a_freed_slot_resets() -> None:
-    """Six refusals in a row are free; the seventh makes probes wait; a freed slot resets."""
-    from kling_async.batch._probe import SlotProbe
+    """Twelve refusals in a row are free; the next makes probes wait; a freed slot resets."""
+    from kling_async.batch._probe import _FREE_REFUSALS, SlotProbe
 
+    assert _FREE_REFUSALS == 12
     probe = SlotProbe(gate=None, running=None, results=None, probe_slots=None, threshold=0.2)  # type: ignore[arg-type]
-    for _ in range(6):
+    for _ in range(_FREE_REFUSALS):
         probe.refused()
     assert probe._not_before == 0.0
     probe.refused()

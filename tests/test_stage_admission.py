@@ -33,6 +33,7 @@ class FakeRunning:
         self.expected = 0.0
         self.running = 0
         self.none_ended: list[float] = []
+        self.none_more_ended: list[float] = []
         self.jobs: set[Job] = set()
         self.audit = ProbeAudit(self.jobs)
         self.landed = 0
@@ -42,6 +43,9 @@ class FakeRunning:
 
     def none_ended_by(self, sent: float) -> None:
         self.none_ended.append(sent)
+
+    def none_more_ended_by(self, sent: float) -> None:
+        self.none_more_ended.append(sent)
 
     def running_count(self) -> int:
         return self.running
@@ -247,6 +251,36 @@ async def test_reaching_the_cap_sends_one_probe_to_learn_whether_it_is_the_quota
         assert admission.quota_seen  # every later probe may pass the cap
         assert admission.probe.refilling()
         assert await nothing_more(receive)  # and none goes until slots probably freed
+
+
+async def test_a_1303_past_the_quota_is_evidence_only_beyond_what_probes_proved_ended() -> None:
+    """Held 3 of a quota of 2 after a probe landed: a 1303 says no other task had ended."""
+    running = FakeRunning()
+    admission, _ = make_admission(running, max_running=2)
+    admission.quota_seen = True
+    tasks = [make_job(i) for i in range(3)]
+    running.jobs.update(tasks[:2])
+    probe = tasks[2]
+    running.audit.sent(probe, 1.0)
+    running.audit.landed(probe)  # one of the first two ended; which is not known
+    running.jobs.add(probe)
+
+    def refuse(sent: float) -> None:
+        job = make_job(9)
+        job.held_at_admit = 3
+        job.phase = Phase.CREATING
+        admission.running_slots += 1
+        admission.no_slot(
+            job, ConcurrencyLimitedError("busy", http_status=429), sent=sent, retry_after=None
+        )
+
+    refuse(4.0)
+    assert running.none_more_ended == [4.0]
+    assert running.none_ended == []  # polls are not delayed: one of them did end
+    running.audit.ended(tasks[0])  # the end is seen: the landing is explained
+    refuse(6.0)
+    assert running.none_more_ended == [4.0]  # held 3 is now unexplained: nothing learned
+    assert running.none_ended == []
 
 
 async def test_an_accepted_probe_is_followed_by_as_many_as_were_expected_freed() -> None:

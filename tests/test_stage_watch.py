@@ -25,7 +25,7 @@ from kling_async.batch._poller import Poller, PollItem
 from kling_async.batch._ports import NullJournal
 from kling_async.batch._results import Results
 from kling_async.batch._wake import Wake
-from kling_async.batch._watch import Watch
+from kling_async.batch._watch import Watch, expected_freed
 
 GUARD = 10.0  # seconds; turns a hang into a failure, never a timing check
 
@@ -323,8 +323,9 @@ def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None
         watch.running.add(job)
         jobs.append(job)
 
-    def reference(at: float) -> tuple[float, float]:
-        expected = rate = 0.0
+    def reference(at: float) -> tuple[float, float, Job | None]:
+        expected = rate = best_p = 0.0
+        best = None
         for job in jobs:
             if job.callbacks:
                 continue
@@ -332,11 +333,37 @@ def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None
             p, r = watch.planner.ended_probability(job.kind, lower, at - job.created_at)
             expected += p * job.slots
             rate += r * job.slots
-        return expected, rate
+            if p > best_p:
+                best, best_p = job, p
+        return expected, rate, best
+
+    def check(at: float) -> None:
+        # Tasks too young to matter are skipped: each adds under 3.2e-5 a slot.
+        want_expected, want_rate, want_best = reference(at)
+        assert watch.expected_freed(at) == pytest.approx((want_expected, want_rate), abs=1e-3)
+        _, _, best = expected_freed(watch.planner, watch.running, at, likeliest=True)
+        assert best is want_best
 
     for at in (now, now + 5.0):
-        assert watch.expected_freed(at) == pytest.approx(reference(at), rel=1e-9)
+        check(at)
     jobs[1].lower += 3.0  # a poll saw it running later: the cached survival must follow
     watch.planner.observe(kinds[0], 300.0)  # and so must a new estimate
-    assert watch.expected_freed(now + 5.0) == pytest.approx(reference(now + 5.0), rel=1e-9)
+    check(now + 5.0)
     assert reference(now)[0] > 0.5  # the check means something: tasks have likely ended
+
+
+def test_refusals_move_the_freed_credit_and_only_clean_ones_delay_polls() -> None:
+    """``none_ended_by`` moves lower bounds; ``none_more_ended_by`` only the probes' credit."""
+    watch, _ = make_watch()
+    now = time.monotonic()
+    old, young = running_job("old"), running_job("young")
+    old.created_at, young.created_at = now - 50.0, now + 1.0  # young: created after the 1303
+    for job in (old, young):
+        watch.running.add(job)
+    watch.none_more_ended_by(now - 10.0)
+    assert old.probe_lower == pytest.approx(40.0)
+    assert old.lower == 0.0  # one running task did end: its polls keep their times
+    assert young.probe_lower == 0.0
+    watch.none_ended_by(now - 5.0)
+    assert old.lower == pytest.approx(45.0)
+    assert young.lower == 0.0

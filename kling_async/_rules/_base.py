@@ -193,6 +193,9 @@ class Rule:
         source: The seed file and section, or the SDK's reason.
         when: Condition for the rule to apply; ``None`` for always.
         check: Finds the violations in a body.
+        needs: The top-level field that must hold a value for the rule to find
+            anything (``None``: the rule may fire on an absent field, as
+            ``required`` does); bodies without it skip the rule.
     """
 
     field: str
@@ -202,6 +205,7 @@ class Rule:
     source: str
     when: When | None = None
     check: Callable[[Ctx], Iterable[Hit]] = attrs.field(eq=False, repr=False)
+    needs: str | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -254,6 +258,8 @@ def apply_table(table: RuleTable, payload: Any, *, allow_unknown: bool = False) 
     )
     seen = {(f.path, f.message) for f in findings}
     for rule in table.rules:
+        if rule.needs is not None and payload.get(rule.needs) is None:
+            continue  # a rule about a value, and the body has none there
         if rule.when is not None and not rule.when.test(ctx):
             continue
         for hit in rule.check(ctx):
@@ -272,6 +278,11 @@ def apply_table(table: RuleTable, payload: Any, *, allow_unknown: bool = False) 
                 )
             )
     return findings
+
+
+def root_of(field: str) -> str:
+    """The top-level field a wire path lives under (``a[].b`` → ``a``)."""
+    return re.split(r"[.\[]", field, maxsplit=1)[0]
 
 
 def field_of(path: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from .._media import check_audio_value, is_url
 from .._models import Tier
 from .._models._json import did_you_mean, show
-from ._base import Ctx, Hit, Rule, When
+from ._base import Ctx, Hit, Rule, When, root_of
 from ._known_models import KNOWN_MODELS
 
 __all__ = [
@@ -108,8 +108,34 @@ def _rule(
     source: str,
     tier: Tier,
     when: When | None,
+    valued: bool = False,
 ) -> Rule:
-    return Rule(field=field, kind=kind, says=says, tier=tier, source=source, when=when, check=check)
+    # ``valued``: the check only looks at values present at ``field``, so a body
+    # without its top-level field skips the rule (validation runs on every create).
+    return Rule(
+        field=field,
+        kind=kind,
+        says=says,
+        tier=tier,
+        source=source,
+        when=when,
+        check=check,
+        needs=root_of(field) if valued else None,
+    )
+
+
+def _value_rule(
+    field: str,
+    kind: str,
+    says: str,
+    check: Callable[[Ctx], Iterable[Hit]],
+    *,
+    source: str,
+    tier: Tier,
+    when: When | None,
+) -> Rule:
+    """A rule that only looks at values present at ``field`` (skipped without one)."""
+    return _rule(field, kind, says, check, source=source, tier=tier, when=when, valued=True)
 
 
 def custom(
@@ -136,7 +162,7 @@ def max_length(
             if isinstance(value, str) and len(value) > limit:
                 yield Hit(path, value, f"is {len(value)} characters; at most {limit} allowed")
 
-    return _rule(
+    return _value_rule(
         field,
         "max_length",
         f"at most {limit} characters",
@@ -169,7 +195,7 @@ def choice(
                     did_you_mean(value, allowed),
                 )
 
-    return _rule(
+    return _value_rule(
         field, "choice", f"one of {listed}{why}", check, source=source, tier=tier, when=when
     )
 
@@ -194,7 +220,7 @@ def int_choice(
             if number is not None and number not in values:
                 yield Hit(path, value, f"{number} is not one of {listed}{unit}{why}")
 
-    return _rule(
+    return _value_rule(
         field, "choice", f"one of {listed}{unit}{why}", check, source=source, tier=tier, when=when
     )
 
@@ -226,7 +252,7 @@ def number_range(
             ):
                 yield Hit(path, value, f"must be {says}, got {_fmt(number)}")
 
-    return _rule(field, "range", says, check, source=source, tier=tier, when=when)
+    return _value_rule(field, "range", says, check, source=source, tier=tier, when=when)
 
 
 def required(
@@ -259,7 +285,7 @@ def not_empty(field: str, *, source: str, tier: Tier = BLOCKS, when: When | None
             if isinstance(value, str) and not value.strip():
                 yield Hit(path, value, "must not be empty")
 
-    return _rule(
+    return _value_rule(
         field, "not_empty", "must not be empty", check, source=source, tier=tier, when=when
     )
 
@@ -331,7 +357,7 @@ def url(field: str, *, source: str, tier: Tier = BLOCKS, when: When | None = Non
             if isinstance(value, str) and value.strip() and not is_url(value):
                 yield Hit(path, value, "must be an http:// or https:// URL")
 
-    return _rule(
+    return _value_rule(
         field, "url", "an http:// or https:// URL", check, source=source, tier=tier, when=when
     )
 
@@ -360,7 +386,7 @@ def audio(
                 ):
                     yield Hit(problem.path, value, problem.message)
 
-    return _rule(field, "audio", "; ".join(bits), check, source=source, tier=tier, when=when)
+    return _value_rule(field, "audio", "; ".join(bits), check, source=source, tier=tier, when=when)
 
 
 def ignored(field: str, condition: When, *, source: str, effect: str = "is ignored") -> Rule:
@@ -372,7 +398,7 @@ def ignored(field: str, condition: When, *, source: str, effect: str = "is ignor
                 continue
             yield Hit(path, value, f"{effect} when {condition.says}")
 
-    return _rule(
+    return _value_rule(
         field,
         "ignored",
         f"{effect} when {condition.says}",
@@ -390,7 +416,7 @@ def undocumented(field: str, family: str, *, source: str) -> Rule:
         for path, value in ctx.each(field):
             yield Hit(path, value, f"is not documented for {family}; the gateway may ignore it")
 
-    return _rule(
+    return _value_rule(
         field,
         "undocumented",
         f"not documented for {family}",
@@ -415,7 +441,7 @@ def known_model_name(field: str = "model_name") -> Rule:
                 did_you_mean(value, names),
             )
 
-    return _rule(
+    return _value_rule(
         field,
         "known_model",
         "a model name the seeds list",
@@ -463,7 +489,7 @@ def external_id(field: str, *, documented_by: str) -> tuple[Rule, Rule]:
         if _ID_WARN_RE.search(value):
             yield Hit(field, value, "contains whitespace or control characters")
 
-    block = _rule(
+    block = _value_rule(
         field,
         "id_path_safe",
         "not '.' or '..', without '/' or ','",
@@ -473,7 +499,7 @@ def external_id(field: str, *, documented_by: str) -> tuple[Rule, Rule]:
         tier=BLOCKS,
         when=None,
     )
-    warn = _rule(
+    warn = _value_rule(
         field,
         "id_conventional",
         f"at most {EXTERNAL_TASK_ID_WARN_LENGTH} characters, no whitespace or control characters",

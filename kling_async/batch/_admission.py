@@ -375,6 +375,10 @@ class Admission:
             self.quota_seen = self.quota_seen or held <= self.max_running
             if held <= self.window.limit:
                 self._running.none_ended_by(sent)
+            elif self.quota_seen and held - self.window.limit <= self._running.audit.unexplained():
+                # Held past the quota only by tasks that accepted probes proved
+                # ended (which is not known yet): no other had ended at ``sent``.
+                self._running.none_more_ended_by(sent)
         if self.confirmed_slots == 0:
             # Someone else holds the account's slots: nothing of ours will free one.
             self.pacing.pause(self.window.consecutive_limited, retry_after)

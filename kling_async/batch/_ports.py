@@ -377,6 +377,10 @@ class RunningView(Protocol):
         """A 1303 answered at ``sent``: none of the running tasks had ended then."""
         ...
 
+    def none_more_ended_by(self, sent: float) -> None:
+        """A 1303 at ``sent``: no task had ended then beyond those probes proved ended."""
+        ...
+
     def running_count(self) -> int:
         """Tasks being watched."""
         ...

@@ -42,7 +42,7 @@ PROBE_MAX_RUNNING = 256
 #: Longest wait between two probe checks, seconds of the gateway's clock.
 _PROBE_MAX_WAIT = 1.0
 #: Refused probes in a row (no slot freed or noticed in between) before probes back off.
-_FREE_REFUSALS = 6
+_FREE_REFUSALS = 12
 #: First back-off step, and the longest, seconds of the gateway's clock.
 _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 30.0
@@ -124,6 +124,15 @@ class ProbeAudit:
         for probe, (_, witnesses) in list(self._open.items()):
             if job in witnesses:
                 self.dropped(probe)  # explained: that task's end freed the slot
+
+    def unexplained(self) -> int:
+        """Accepted probes whose freed slot no task's seen end explains yet.
+
+        Returns:
+            How many tasks believed running are known to have ended (which ones
+            is not known).
+        """
+        return len(self._landed)
 
     def _check(self, probe: Job) -> None:
         entry = self._open.get(probe)

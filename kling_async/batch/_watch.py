@@ -75,24 +75,37 @@ def _server_duration(task: Task) -> float | None:
     return seconds if seconds > 0 else None
 
 
-def expected_freed(planner: PollPlanner, running: set[Job], now: float) -> tuple[float, float]:
+#: Tasks younger than this many sigmas below the median life are skipped by the
+#: sums over running tasks: each has ended with probability under 3.2e-5.
+_YOUNG_Z = -4.0
+
+
+def expected_freed(
+    planner: PollPlanner, running: set[Job], now: float, *, likeliest: bool = False
+) -> tuple[float, float, Job | None]:
     """Slots ``running`` tasks have probably freed unnoticed, and how fast that grows.
 
     Args:
         planner: The learned durations.
         running: The tasks.
         now: Monotonic seconds.
+        likeliest: Also find the task most likely to have ended.
 
     Returns:
-        ``(expected slots, slots per second)``; callback-watched tasks count for nothing.
+        ``(expected slots, slots per second, likeliest task)``; callback-watched
+        tasks count for nothing. The task is ``None`` unless asked for (or when
+        none has a chance).
     """
     # The prober asks this often over hundreds of tasks: the log-normal terms are
-    # inlined, each kind's estimate is read once, and each task's survival at its
-    # lower bound is cached until that bound or the estimates change.
+    # inlined, each kind's estimate (and the age below which a task is too young
+    # to matter) is read once, and each task's survival at its lower bound is
+    # cached until that bound or the estimates change.
     gen = planner.generation
-    estimates: dict[Kind, tuple[float, float, int] | None] = {}
+    estimates: dict[Kind, tuple[float, float, float] | None] = {}
     log, erfc, exp = math.log, math.erfc, math.exp
     expected, rate = 0.0, 0.0
+    best: Job | None = None
+    best_p = 0.0
     for job in running:
         if job.callbacks:
             continue
@@ -100,9 +113,15 @@ def expected_freed(planner: PollPlanner, running: set[Job], now: float) -> tuple
         if kind in estimates:
             est = estimates[kind]
         else:
-            est = estimates[kind] = planner.estimate(kind)
+            raw = planner.estimate(kind)
+            est = estimates[kind] = (
+                None if raw is None else (raw[0], raw[1], exp(raw[0] + _YOUNG_Z * raw[1]))
+            )
+        if est is None:
+            continue
         elapsed = now - job.created_at
-        if est is None or elapsed <= 0.0:
+        mu, sigma, young = est
+        if elapsed <= young:
             continue
         lower = job.lower if job.lower >= job.probe_lower else job.probe_lower
         if job.surv_gen != gen or job.surv_lower != lower:
@@ -111,14 +130,19 @@ def expected_freed(planner: PollPlanner, running: set[Job], now: float) -> tuple
         then = job.surv_then
         if then <= 1e-12:
             expected += job.slots
+            if likeliest and best_p < 1.0:
+                best, best_p = job, 1.0
             continue
-        mu, sigma, _ = est
         z = (log(elapsed) - mu) / sigma
         p = 1.0 - 0.5 * erfc(z * _INV_SQRT2) / then
         if p > 0.0:
-            expected += (p if p < 1.0 else 1.0) * job.slots
+            if p > 1.0:
+                p = 1.0
+            expected += p * job.slots
+            if likeliest and p > best_p:
+                best, best_p = job, p
         rate += _INV_SQRT_2PI * exp(-0.5 * z * z) / (sigma * elapsed * then) * job.slots
-    return expected, rate
+    return expected, rate, best
 
 
 class Watch:
@@ -277,7 +301,8 @@ class Watch:
             ``(expected slots, slots per second)``. Tasks watched by callbacks count
             for nothing: their ends are reported as they happen.
         """
-        return expected_freed(self.planner, self.running, now)
+        expected, rate, _ = expected_freed(self.planner, self.running, now)
+        return expected, rate
 
     def probe_landed(self) -> None:
         """A probe was accepted: one task ended unnoticed. The likeliest is looked at now.
@@ -288,15 +313,8 @@ class Watch:
         running task of it: while work waits, one page goes out per
         :data:`_LANDINGS_PER_PAGE` landings of the family.
         """
-        best: Job | None = None
-        best_p = 0.0
         now = time.monotonic()
-        for job in self.running:
-            if job.callbacks:
-                continue
-            p, _ = self.planner.ended_probability(job.kind, job.lower, now - job.created_at)
-            if p > best_p:
-                best, best_p = job, p
+        _, _, best = expected_freed(self.planner, self.running, now, likeliest=True)
         if best is None or best.due <= now:
             return
         if self.polls.listed_lane(best) and self._waiting():
@@ -333,6 +351,19 @@ class Watch:
             if target > job.due > now:
                 job.postponed = True
                 self._schedule(job, min(target, job.due + 0.5 * job.step))
+
+    def none_more_ended_by(self, sent: float) -> None:
+        """A 1303 at ``sent`` while accepted probes' unknown ends explain every held slot.
+
+        No other task had ended: the freed-slot credit restarts from ``sent`` for
+        every running task. Polls keep their times (the ended ones are among them).
+
+        Args:
+            sent: When the refused create was sent (monotonic).
+        """
+        for job in self.running:
+            if sent > job.created_at:
+                job.probe_lower = max(job.probe_lower, sent - job.created_at)
 
     # --- polling ------------------------------------------------------------------------
 
@@ -532,6 +563,10 @@ class RunningProxy:
     def none_ended_by(self, sent: float) -> None:
         """See :meth:`Watch.none_ended_by`."""
         self._watch().none_ended_by(sent)
+
+    def none_more_ended_by(self, sent: float) -> None:
+        """See :meth:`Watch.none_more_ended_by`."""
+        self._watch().none_more_ended_by(sent)
 
     def running_count(self) -> int:
         """See :meth:`Watch.running_count`."""
