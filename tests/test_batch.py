@@ -135,7 +135,7 @@ async def test_overcommitted_max_running_loses_nothing() -> None:
     assert summary.concurrency_limited == stats["concurrency_limited"]
     assert stats["create_requests"] == 200 + stats["concurrency_limited"]
     # Refusals are slow start's overshoot, the window creeping past the quota, and
-    # deliberate probes (which back off after twelve in a row): a handful per job.
+    # deliberate probes (which back off after six in a row): a handful per job.
     assert stats["concurrency_limited"] < 10 * 200
 
 

@@ -86,10 +86,10 @@ def test_time_scaled_config_remembers_its_factor() -> None:
 
 
 def test_refused_probes_back_off_after_a_few_in_a_row_and_a_freed_slot_resets() -> None:
-    """Twelve refusals in a row are free; the next makes probes wait; a freed slot resets."""
+    """Six refusals in a row are free; the next makes probes wait; a freed slot resets."""
     from kling_async.batch._probe import _FREE_REFUSALS, SlotProbe
 
-    assert _FREE_REFUSALS == 12
+    assert _FREE_REFUSALS == 6
     probe = SlotProbe(gate=None, running=None, results=None, probe_slots=None, threshold=0.2)  # type: ignore[arg-type]
     for _ in range(_FREE_REFUSALS):
         probe.refused()

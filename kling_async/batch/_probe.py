@@ -42,7 +42,7 @@ PROBE_MAX_RUNNING = 256
 #: Longest wait between two probe checks, seconds of the gateway's clock.
 _PROBE_MAX_WAIT = 1.0
 #: Refused probes in a row (no slot freed or noticed in between) before probes back off.
-_FREE_REFUSALS = 12
+_FREE_REFUSALS = 6
 #: First back-off step, and the longest, seconds of the gateway's clock.
 _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 30.0

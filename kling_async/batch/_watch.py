@@ -80,21 +80,16 @@ def _server_duration(task: Task) -> float | None:
 _YOUNG_Z = -4.0
 
 
-def expected_freed(
-    planner: PollPlanner, running: set[Job], now: float, *, likeliest: bool = False
-) -> tuple[float, float, Job | None]:
+def expected_freed(planner: PollPlanner, running: set[Job], now: float) -> tuple[float, float]:
     """Slots ``running`` tasks have probably freed unnoticed, and how fast that grows.
 
     Args:
         planner: The learned durations.
         running: The tasks.
         now: Monotonic seconds.
-        likeliest: Also find the task most likely to have ended.
 
     Returns:
-        ``(expected slots, slots per second, likeliest task)``; callback-watched
-        tasks count for nothing. The task is ``None`` unless asked for (or when
-        none has a chance).
+        ``(expected slots, slots per second)``; callback-watched tasks count for nothing.
     """
     # The prober asks this often over hundreds of tasks: the log-normal terms are
     # inlined, each kind's estimate (and the age below which a task is too young
@@ -104,8 +99,6 @@ def expected_freed(
     estimates: dict[Kind, tuple[float, float, float] | None] = {}
     log, erfc, exp = math.log, math.erfc, math.exp
     expected, rate = 0.0, 0.0
-    best: Job | None = None
-    best_p = 0.0
     for job in running:
         if job.callbacks:
             continue
@@ -130,19 +123,13 @@ def expected_freed(
         then = job.surv_then
         if then <= 1e-12:
             expected += job.slots
-            if likeliest and best_p < 1.0:
-                best, best_p = job, 1.0
             continue
         z = (log(elapsed) - mu) / sigma
         p = 1.0 - 0.5 * erfc(z * _INV_SQRT2) / then
         if p > 0.0:
-            if p > 1.0:
-                p = 1.0
-            expected += p * job.slots
-            if likeliest and p > best_p:
-                best, best_p = job, p
+            expected += (p if p < 1.0 else 1.0) * job.slots
         rate += _INV_SQRT_2PI * exp(-0.5 * z * z) / (sigma * elapsed * then) * job.slots
-    return expected, rate, best
+    return expected, rate
 
 
 class Watch:
@@ -301,8 +288,7 @@ class Watch:
             ``(expected slots, slots per second)``. Tasks watched by callbacks count
             for nothing: their ends are reported as they happen.
         """
-        expected, rate, _ = expected_freed(self.planner, self.running, now)
-        return expected, rate
+        return expected_freed(self.planner, self.running, now)
 
     def probe_landed(self) -> None:
         """A probe was accepted: one task ended unnoticed. The likeliest is looked at now.
@@ -313,8 +299,17 @@ class Watch:
         running task of it: while work waits, one page goes out per
         :data:`_LANDINGS_PER_PAGE` landings of the family.
         """
+        best: Job | None = None
+        best_p = 0.0
         now = time.monotonic()
-        _, _, best = expected_freed(self.planner, self.running, now, likeliest=True)
+        for job in self.running:
+            if job.callbacks:
+                continue
+            # By the polls' evidence alone: the probes' credit restarts at each
+            # landing (a bookkeeping choice, not evidence about one task).
+            p, _ = self.planner.ended_probability(job.kind, job.lower, now - job.created_at)
+            if p > best_p:
+                best, best_p = job, p
         if best is None or best.due <= now:
             return
         if self.polls.listed_lane(best) and self._waiting():
