@@ -361,3 +361,20 @@ def test_refusals_move_the_freed_credit_and_only_clean_ones_delay_polls() -> Non
     watch.none_ended_by(now - 5.0)
     assert old.lower == pytest.approx(45.0)
     assert young.lower == 0.0
+
+
+def test_tasks_too_young_to_count_still_keep_the_prober_looking() -> None:
+    """Only young tasks run: nothing expected freed, but a positive rate (a timed recheck)."""
+    watch, _ = make_watch()
+    kind = kind_of("text2video", {})
+    for _ in range(20):
+        watch.planner.observe(kind, 20.0)  # tight lives: young means under ~80% of 20 s
+    now = time.monotonic()
+    for i in range(3):
+        job = running_job(f"y{i}")
+        job.kind = kind
+        job.created_at = now - 5.0
+        watch.running.add(job)
+    expected, rate = watch.expected_freed(now)
+    assert expected == 0.0
+    assert rate > 0.0
