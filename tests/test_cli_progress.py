@@ -108,6 +108,19 @@ def test_throttle_indicator_shows_recent_refusals_only(error: BaseException, sho
     assert "throttled 1" in reporter.plain_line()
 
 
+def test_throttle_indicator_is_gone_once_every_job_is_done() -> None:
+    """A refusal seconds before the last job ended is not 'throttled now' on the last line."""
+    clock = Clock()
+    reporter = ProgressReporter(1, mode="off", clock=clock)
+    busy = ConcurrencyLimitedError("busy", http_status=429, code=1303)
+    reporter.on_event(event(EventKind.THROTTLED, "a", clock.now, busy))
+    assert "throttled now" in reporter.plain_line()
+    reporter.set_state("a", "succeeded")  # from its result, as the batch command does
+    assert reporter.done == 1
+    assert "throttled now" not in reporter.plain_line()
+    assert "throttled 1" in reporter.plain_line()
+
+
 async def test_plain_lines_carry_no_control_characters() -> None:
     """Notes and titles with escapes or line breaks come out as one clean line each."""
     stream = io.StringIO()

@@ -369,7 +369,7 @@ class ProgressReporter:
 
     def _throttle_text(self) -> str:
         codes = self.throttling()
-        if not codes:
+        if not codes or (self.total and self.done >= self.total):  # over: nothing waits
             return ""
         what = ", ".join(f"{c} {_THROTTLE_MEANING[c]}" for c in codes)
         return f"throttled now ({what})"
