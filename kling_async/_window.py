@@ -73,7 +73,9 @@ class AdmissionWindow:
         """
         self.limited = True
         self.consecutive_limited += 1
-        self.window = float(max(1, min(int(self.window), running)))
+        # Down to what ran, never rounded: a refusal while more than the window was
+        # held (a probe past it) must not undo the growth completions earned.
+        self.window = max(1.0, min(self.window, float(running)))
 
     def on_completed(self, slots: int) -> None:
         """A task ended cleanly, freeing ``slots``: grow the window additively.

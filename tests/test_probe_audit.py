@@ -34,6 +34,22 @@ def test_a_probe_landing_while_every_task_is_seen_running_after_it_disproves_the
     assert audit.disproved
 
 
+def test_a_probe_under_the_cap_restarts_the_credit_but_never_disproves_it() -> None:
+    """Past the window only: a landing with every task running shows a small window."""
+    jobs = [make_job(i, 0.0) for i in range(3)]
+    audit = ProbeAudit(set(jobs))
+    probe = make_job(9, 0.0)
+    audit.sent(probe, 1.0, past_cap=False)
+    audit.landed(probe)
+    assert all(job.probe_lower == 1.0 for job in jobs)
+    assert audit.unexplained() == 1
+    later = time.monotonic() + 1.0
+    for job in jobs:
+        audit.seen_running(job, later)
+    assert not audit.disproved
+    assert audit.unexplained() == 0  # explained: the window was smaller than the quota
+
+
 def test_a_witness_that_ends_explains_the_landing() -> None:
     """One of the tasks running when the probe left ends: the slot was ours; no disproof."""
     jobs = [make_job(i, 0.0) for i in range(3)]

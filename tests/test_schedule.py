@@ -285,6 +285,19 @@ def test_window_shrinks_to_running_on_1303_and_probes_back_up() -> None:
     assert window.limit == 32
 
 
+def test_refusals_past_the_window_keep_the_growth_completions_earned() -> None:
+    """Probes refused while holding more than the window do not round it back down."""
+    window = AdmissionWindow(3, initial=3)
+    window.on_limited(2)
+    assert window.limit == 2
+    for _ in range(3):
+        window.on_completed(1)  # +0.5, then about +0.4 each...
+        window.on_limited(3)  # a probe past the window refused: it keeps its growth
+    assert window.limit == 3
+    window.on_limited(2)
+    assert window.limit == 2
+
+
 def test_window_never_below_one_and_admits_a_big_task_alone() -> None:
     """The window floors at one slot; a task wider than it runs when nothing else does."""
     window = AdmissionWindow(4, initial=4)

@@ -264,6 +264,7 @@ async def test_a_1303_past_the_quota_is_evidence_only_beyond_what_probes_proved_
     running.audit.sent(probe, 1.0)
     running.audit.landed(probe)  # one of the first two ended; which is not known
     running.jobs.add(probe)
+    admission.confirmed_slots = 3
 
     def refuse(sent: float) -> None:
         job = make_job(9)
@@ -281,6 +282,21 @@ async def test_a_1303_past_the_quota_is_evidence_only_beyond_what_probes_proved_
     refuse(6.0)
     assert running.none_more_ended == [4.0]  # held 3 is now unexplained: nothing learned
     assert running.none_ended == []
+
+
+async def test_a_1303_after_an_end_was_seen_counts_what_still_holds_slots() -> None:
+    """Admitted holding 3 of a quota of 2, refused after one end was seen: clean evidence."""
+    running = FakeRunning()
+    admission, _ = make_admission(running, max_running=2)
+    admission.confirmed_slots = 2  # one of the three ended and was seen since
+    job = make_job(0)
+    job.held_at_admit = 3
+    job.phase = Phase.CREATING
+    admission.running_slots += 1
+    admission.no_slot(
+        job, ConcurrencyLimitedError("busy", http_status=429), sent=7.0, retry_after=None
+    )
+    assert running.none_ended == [7.0]
 
 
 async def test_an_accepted_probe_is_followed_by_as_many_as_were_expected_freed() -> None:

@@ -365,7 +365,8 @@ class Admission:
         self.limited_1303 += 1
         if job.probing:
             self.probe.refused()
-        held = job.held_at_admit  # what held the account's slots when it left
+        # What held the account's slots when it left, less the ends seen since.
+        held = min(job.held_at_admit, self.confirmed_slots)
         self.requeue(job, error, throttled=True)
         self.window.on_limited(held)
         if self.coordination is not None:
@@ -482,10 +483,12 @@ class Admission:
         job.phase = Phase.CREATING
         job.probing = probing
         job.held_at_admit = self.confirmed_slots
-        if probing and self.confirmed_slots + job.slots > self.max_running:
-            # Past the cap with tasks known to exist (not creates in doubt, which
-            # may hold no slot): if it lands, one of them must have ended.
-            self._running.audit.sent(job, time.monotonic())
+        if probing and self.confirmed_slots + job.slots > self.window.limit:
+            # Past the window with tasks known to exist (not creates in doubt, which
+            # may hold no slot): if it lands, one of them has most likely ended
+            # (past the cap: must have, or the account has more slots).
+            past_cap = self.confirmed_slots + job.slots > self.max_running
+            self._running.audit.sent(job, time.monotonic(), past_cap=past_cap)
         self.creates_in_flight += 1
         self._on_capacity()
         return job

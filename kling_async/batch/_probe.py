@@ -57,21 +57,27 @@ class ProbeAudit:
 
     def __init__(self, running: set[Job]) -> None:
         self._running = running
-        # probe job -> (admitted at, tasks running then not yet seen ended or running after)
-        self._open: dict[Job, tuple[float, set[Job]]] = {}
+        # probe job -> (admitted at, tasks running then not yet seen ended or running
+        # after, whether it went past max_running: only those can disprove the cap)
+        self._open: dict[Job, tuple[float, set[Job], bool]] = {}
         self._landed: dict[Job, float] = {}  # probe -> when its acceptance came back
         #: Whether a probe landed with none of the batch's tasks ended: the account
         #: has more slots than ``max_running``.
         self.disproved = False
 
-    def sent(self, probe: Job, now: float) -> None:
+    def sent(self, probe: Job, now: float, *, past_cap: bool = True) -> None:
         """A probing create is admitted at ``now``: remember what was running then.
 
         Args:
             probe: The probing job.
             now: Monotonic seconds.
+            past_cap: It goes past ``max_running`` (else only past the window):
+                landing with none of those tasks ended then proves the account
+                has more slots than ``max_running``; under the cap it only shows
+                the window was small.
         """
-        self._open[probe] = (now, {job for job in self._running if job.created_at < now})
+        witnesses = {job for job in self._running if job.created_at < now}
+        self._open[probe] = (now, witnesses, past_cap)
 
     def dropped(self, probe: Job) -> None:
         """The probe was refused (or never sent): nothing to check.
@@ -91,7 +97,7 @@ class ProbeAudit:
         entry = self._open.get(probe)
         if entry is None:
             return
-        since, witnesses = entry
+        since, witnesses, _ = entry
         for job in witnesses:
             # One of them ended (which is unknown): the credit of freed slots
             # restarts from here, as if none had, instead of being spent at once.
@@ -121,7 +127,7 @@ class ProbeAudit:
         """
         self._open.pop(job, None)
         self._landed.pop(job, None)
-        for probe, (_, witnesses) in list(self._open.items()):
+        for probe, (_, witnesses, _) in list(self._open.items()):
             if job in witnesses:
                 self.dropped(probe)  # explained: that task's end freed the slot
 
@@ -139,7 +145,7 @@ class ProbeAudit:
         if entry is None or entry[1] or probe not in self._landed:
             return
         self.dropped(probe)
-        if not self.disproved:
+        if entry[2] and not self.disproved:
             self.disproved = True
             logger.warning(
                 "a probing create was accepted while none of the batch's tasks had ended: "
