@@ -63,6 +63,7 @@ def test_demo_exits_0_prints_summary_and_saves_valid_media(
     assert code == 0
     for label in ("Jobs", "Succeeded", "Failed", "Units charged", "Polls per task", "Wall time"):
         assert label in printed
+    assert "Throttled" not in printed  # refused probes are named for what they cost: nothing
     assert "Traceback" not in printed
     files = [p for p in out.iterdir() if p.suffix in CHECKS]
     by_type = Counter(p.suffix for p in files)

@@ -423,7 +423,9 @@ def print_batch_summary(
             ("Requests (creates / status)", f"{s.creates} / {s.status_requests}"),
         ]
         if s.concurrency_limited or s.rate_limited:
-            rows.append(("Throttled (1303 / 1302)", f"{s.concurrency_limited} / {s.rate_limited}"))
+            # Mostly the batch's own slot probes: a refused create costs nothing.
+            label = "Refused creates, not charged (1303 / 1302)"
+            rows.append((label, f"{s.concurrency_limited} / {s.rate_limited}"))
         if s.latency_p50 is not None:
             rows.append(
                 ("Task latency p50 / p95", f"{s.latency_p50:.1f} s / {(s.latency_p95 or 0):.1f} s")
