@@ -36,6 +36,7 @@ def voice_rules(sec: str) -> tuple[Rule, ...]:
                 else []
             ),
             source=source,
+            valued=True,
         ),
         custom(
             "prompt / multi_prompt[].prompt",
@@ -90,6 +91,7 @@ def camera_rules(sec: str) -> tuple[Rule, ...]:
             "only with type simple",
             _camera_extra,
             source=source,
+            valued=True,
         ),
         *(
             number_range(f"camera_control.config.{axis}", -10, 10, source=source)
@@ -101,6 +103,7 @@ def camera_rules(sec: str) -> tuple[Rule, ...]:
             "exactly one axis non-zero",
             _camera_one_axis,
             source=source,
+            valued=True,
         ),
     )
 

@@ -147,9 +147,14 @@ def custom(
     source: str,
     tier: Tier = BLOCKS,
     when: When | None = None,
+    valued: bool = False,
 ) -> Rule:
-    """A rule with its own check (cross-field rules: sums, frames, masks...)."""
-    return _rule(field, kind, says, check, source=source, tier=tier, when=when)
+    """A rule with its own check (cross-field rules: sums, frames, masks...).
+
+    ``valued``: the check finds nothing unless the field's top-level object is
+    set, so bodies without it skip the rule.
+    """
+    return _rule(field, kind, says, check, source=source, tier=tier, when=when, valued=valued)
 
 
 def max_length(
