@@ -445,6 +445,7 @@ def test_rules_about_absent_values_are_skipped_without_changing_findings() -> No
         {"prompt": "", "model_name": "kling-v9", "duration": "7", "cfg_scale": 3},
         {"prompt": "a fox", "multi_shot": True, "multi_prompt": [{"index": 1, "duration": "9"}]},
         {"negative_prompt": "x" * 3000, "aspect_ratio": "4:5"},
+        {"prompt": "a fox", "voice_list": [{"voice_id": "a"}]},  # sound must then be on
         {"prompt": "a fox", "camera_control": {"type": "simple"}},
         {"prompt": "a fox", "camera_control": {"type": "down_back", "config": {"zoom": 3}}},
         {"prompt": "a fox", "camera_control": {"type": "simple", "config": {"pan": 2, "tilt": 1}}},

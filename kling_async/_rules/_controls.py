@@ -36,7 +36,6 @@ def voice_rules(sec: str) -> tuple[Rule, ...]:
                 else []
             ),
             source=source,
-            valued=True,
         ),
         custom(
             "prompt / multi_prompt[].prompt",
@@ -84,6 +83,7 @@ def camera_rules(sec: str) -> tuple[Rule, ...]:
                 else []
             ),
             source=source,
+            valued=True,
         ),
         custom(
             "camera_control.config",
