@@ -124,20 +124,6 @@ def _rule(
     )
 
 
-def _value_rule(
-    field: str,
-    kind: str,
-    says: str,
-    check: Callable[[Ctx], Iterable[Hit]],
-    *,
-    source: str,
-    tier: Tier,
-    when: When | None,
-) -> Rule:
-    """A rule that only looks at values present at ``field`` (skipped without one)."""
-    return _rule(field, kind, says, check, source=source, tier=tier, when=when, valued=True)
-
-
 def custom(
     field: str,
     kind: str,
@@ -167,7 +153,7 @@ def max_length(
             if isinstance(value, str) and len(value) > limit:
                 yield Hit(path, value, f"is {len(value)} characters; at most {limit} allowed")
 
-    return _value_rule(
+    return _rule(
         field,
         "max_length",
         f"at most {limit} characters",
@@ -175,6 +161,7 @@ def max_length(
         source=source,
         tier=tier,
         when=when,
+        valued=True,
     )
 
 
@@ -200,8 +187,15 @@ def choice(
                     did_you_mean(value, allowed),
                 )
 
-    return _value_rule(
-        field, "choice", f"one of {listed}{why}", check, source=source, tier=tier, when=when
+    return _rule(
+        field,
+        "choice",
+        f"one of {listed}{why}",
+        check,
+        source=source,
+        tier=tier,
+        when=when,
+        valued=True,
     )
 
 
@@ -225,8 +219,15 @@ def int_choice(
             if number is not None and number not in values:
                 yield Hit(path, value, f"{number} is not one of {listed}{unit}{why}")
 
-    return _value_rule(
-        field, "choice", f"one of {listed}{unit}{why}", check, source=source, tier=tier, when=when
+    return _rule(
+        field,
+        "choice",
+        f"one of {listed}{unit}{why}",
+        check,
+        source=source,
+        tier=tier,
+        when=when,
+        valued=True,
     )
 
 
@@ -257,7 +258,7 @@ def number_range(
             ):
                 yield Hit(path, value, f"must be {says}, got {_fmt(number)}")
 
-    return _value_rule(field, "range", says, check, source=source, tier=tier, when=when)
+    return _rule(field, "range", says, check, source=source, tier=tier, when=when, valued=True)
 
 
 def required(
@@ -290,8 +291,15 @@ def not_empty(field: str, *, source: str, tier: Tier = BLOCKS, when: When | None
             if isinstance(value, str) and not value.strip():
                 yield Hit(path, value, "must not be empty")
 
-    return _value_rule(
-        field, "not_empty", "must not be empty", check, source=source, tier=tier, when=when
+    return _rule(
+        field,
+        "not_empty",
+        "must not be empty",
+        check,
+        source=source,
+        tier=tier,
+        when=when,
+        valued=True,
     )
 
 
@@ -362,8 +370,15 @@ def url(field: str, *, source: str, tier: Tier = BLOCKS, when: When | None = Non
             if isinstance(value, str) and value.strip() and not is_url(value):
                 yield Hit(path, value, "must be an http:// or https:// URL")
 
-    return _value_rule(
-        field, "url", "an http:// or https:// URL", check, source=source, tier=tier, when=when
+    return _rule(
+        field,
+        "url",
+        "an http:// or https:// URL",
+        check,
+        source=source,
+        tier=tier,
+        when=when,
+        valued=True,
     )
 
 
@@ -391,7 +406,9 @@ def audio(
                 ):
                     yield Hit(problem.path, value, problem.message)
 
-    return _value_rule(field, "audio", "; ".join(bits), check, source=source, tier=tier, when=when)
+    return _rule(
+        field, "audio", "; ".join(bits), check, source=source, tier=tier, when=when, valued=True
+    )
 
 
 def ignored(field: str, condition: When, *, source: str, effect: str = "is ignored") -> Rule:
@@ -403,7 +420,7 @@ def ignored(field: str, condition: When, *, source: str, effect: str = "is ignor
                 continue
             yield Hit(path, value, f"{effect} when {condition.says}")
 
-    return _value_rule(
+    return _rule(
         field,
         "ignored",
         f"{effect} when {condition.says}",
@@ -411,6 +428,7 @@ def ignored(field: str, condition: When, *, source: str, effect: str = "is ignor
         source=source,
         tier=WARNS,
         when=condition,
+        valued=True,
     )
 
 
@@ -421,7 +439,7 @@ def undocumented(field: str, family: str, *, source: str) -> Rule:
         for path, value in ctx.each(field):
             yield Hit(path, value, f"is not documented for {family}; the gateway may ignore it")
 
-    return _value_rule(
+    return _rule(
         field,
         "undocumented",
         f"not documented for {family}",
@@ -429,6 +447,7 @@ def undocumented(field: str, family: str, *, source: str) -> Rule:
         source=source,
         tier=WARNS,
         when=None,
+        valued=True,
     )
 
 
@@ -446,7 +465,7 @@ def known_model_name(field: str = "model_name") -> Rule:
                 did_you_mean(value, names),
             )
 
-    return _value_rule(
+    return _rule(
         field,
         "known_model",
         "a model name the seeds list",
@@ -454,6 +473,7 @@ def known_model_name(field: str = "model_name") -> Rule:
         source=sdk("Kling adds and retires models without notice, so unknown names pass"),
         tier=WARNS,
         when=None,
+        valued=True,
     )
 
 
@@ -494,7 +514,7 @@ def external_id(field: str, *, documented_by: str) -> tuple[Rule, Rule]:
         if _ID_WARN_RE.search(value):
             yield Hit(field, value, "contains whitespace or control characters")
 
-    block = _value_rule(
+    block = _rule(
         field,
         "id_path_safe",
         "not '.' or '..', without '/' or ','",
@@ -503,8 +523,9 @@ def external_id(field: str, *, documented_by: str) -> tuple[Rule, Rule]:
         "and seed 002 joins ids with commas in tasks?external_task_ids=",
         tier=BLOCKS,
         when=None,
+        valued=True,
     )
-    warn = _value_rule(
+    warn = _rule(
         field,
         "id_conventional",
         f"at most {EXTERNAL_TASK_ID_WARN_LENGTH} characters, no whitespace or control characters",
@@ -515,5 +536,6 @@ def external_id(field: str, *, documented_by: str) -> tuple[Rule, Rule]:
         ),
         tier=WARNS,
         when=None,
+        valued=True,
     )
     return block, warn
