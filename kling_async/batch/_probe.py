@@ -337,7 +337,10 @@ class SlotProbe:
             self._fire()
             return None
         if rate <= 0:
-            return None  # nothing learned yet: completions and polls will wake us
+            # Nothing can be timed yet (no duration learned, every task too young to
+            # count, or chances too small to register): no event need come before a
+            # task ages into the sum, so look again after the longest wait.
+            return self._max_wait
         return min(max((self._threshold - expected) / rate, 1e-3), self._max_wait)
 
     def _fire(self) -> None:

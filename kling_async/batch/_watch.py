@@ -78,8 +78,6 @@ def _server_duration(task: Task) -> float | None:
 #: Tasks younger than this many sigmas below the median life are skipped by the
 #: sums over running tasks: each has ended with probability under 3.2e-5.
 _YOUNG_Z = -4.0
-#: The rate a skipped young task stands for: positive, so the prober checks again.
-_TINY_RATE = 1e-12
 
 
 def expected_freed(planner: PollPlanner, running: set[Job], now: float) -> tuple[float, float]:
@@ -117,10 +115,7 @@ def expected_freed(planner: PollPlanner, running: set[Job], now: float) -> tuple
         elapsed = now - job.created_at
         mu, sigma, young = est
         if elapsed <= young:
-            # Nothing to add yet, but the prober must look again (at its longest
-            # wait): a rate of zero would leave it asleep until the next event.
-            rate = rate if rate > 0.0 else _TINY_RATE
-            continue
+            continue  # the prober looks again by itself when nothing can be timed
         lower = job.lower if job.lower >= job.probe_lower else job.probe_lower
         if job.surv_gen != gen or job.surv_lower != lower:
             job.surv_gen, job.surv_lower = gen, lower
