@@ -169,8 +169,11 @@ class ScheduleTuning:
         reconcile_factor: With callbacks and no samples, prior delays are
             stretched by this factor.
         probe_threshold: Expected number of slots freed by tasks that ended
-            unnoticed at which a probing create is sent (lower: fuller slots,
-            more 1303 answers).
+            unnoticed at which a probing create is sent, for 10 running tasks
+            (lower: fuller slots, more 1303 answers). It scales with the fourth
+            root of the running count: with many tasks running each probe saves
+            less idle time, and ends come often enough that a higher bar costs
+            little lag.
         min_delay: Smallest delay between polls of one task, seconds.
     """
 
@@ -192,7 +195,7 @@ class ScheduleTuning:
     window: int = 200
     reconcile_sigmas: float = 3.0
     reconcile_factor: float = 4.0
-    probe_threshold: float = 0.2
+    probe_threshold: float = 0.15
     min_delay: float = 0.001
 
 

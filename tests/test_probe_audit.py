@@ -101,19 +101,63 @@ def test_time_scaled_config_remembers_its_factor() -> None:
     assert config.time_scaled(0.01).time_scaled(0.5).time_factor == 0.005
 
 
-def test_refused_probes_back_off_after_a_few_in_a_row_and_a_freed_slot_resets() -> None:
-    """Six refusals in a row are free; the next makes probes wait; a freed slot resets."""
-    from kling_async.batch._probe import _FREE_REFUSALS, SlotProbe
+def refuse_until_back_off(probe: object, expected: float, limit: int = 500) -> int:
+    """Refuse probes sent at ``expected`` freed slots until one backs off; how many."""
+    for count in range(1, limit + 1):
+        probe._fire(expected)  # type: ignore[attr-defined]
+        probe.go = False  # type: ignore[attr-defined]
+        probe.refused()  # type: ignore[attr-defined]
+        if probe._not_before > 0.0:  # type: ignore[attr-defined]
+            return count
+    return limit + 1
 
-    assert _FREE_REFUSALS == 6
-    probe = SlotProbe(gate=None, running=None, results=None, probe_slots=None, threshold=0.2)  # type: ignore[arg-type]
-    for _ in range(_FREE_REFUSALS):
-        probe.refused()
-    assert probe._not_before == 0.0
-    probe.refused()
-    first = probe._not_before - time.monotonic()
-    probe.refused()
-    second = probe._not_before - time.monotonic()
-    assert 0 < first < second
-    probe.freed()
-    assert probe._not_before == 0.0
+
+def bare_probe() -> object:
+    from kling_async.batch._probe import SlotProbe
+
+    gate = type("Gate", (), {"wake": type("W", (), {"set": lambda self: None})()})()
+    return SlotProbe(gate=gate, running=None, results=None, probe_slots=None, threshold=0.2)  # type: ignore[arg-type]
+
+
+def test_refused_probes_back_off_once_their_promised_landings_add_up_past_the_surprise() -> None:
+    """At 0.2 expected each promises 1 - e^-0.2 = 0.18 landings: the 17th refusal passes 3."""
+    from kling_async.batch._probe import _SURPRISE
+
+    assert _SURPRISE == 3.0
+    probe = bare_probe()
+    assert refuse_until_back_off(probe, 0.2) == 17  # a fixed count of 6 backed off in normal runs
+    first = probe._not_before - time.monotonic()  # type: ignore[attr-defined]
+    refuse_until_back_off(probe, 0.2)
+    second = probe._not_before - time.monotonic()  # type: ignore[attr-defined]
+    assert 0 < first < second  # each refusal past the surprise doubles the wait
+    probe.freed()  # type: ignore[attr-defined]
+    assert probe._not_before == 0.0  # type: ignore[attr-defined]
+    # A freed slot starts the count again, judged by a model now known to have
+    # promised 3.3 landings that never came (calibration 4 / 7.3): it lasts longer.
+    assert refuse_until_back_off(probe, 0.2) == 29
+
+
+def test_probes_the_durations_did_not_send_promise_nothing_and_never_back_off() -> None:
+    """The quota test and a landing's burst are refused at no cost to the model's credit."""
+    assert refuse_until_back_off(bare_probe(), 0.0) == 501
+
+
+def test_a_model_that_overpromises_is_calibrated_before_refusals_are_held_against_it() -> None:
+    """Promised twice what came: a run of refusals is half as surprising, so it lasts longer."""
+    probe = bare_probe()
+    for i in range(200):
+        probe._fire(0.5)  # type: ignore[attr-defined]
+        if i % 2:
+            probe.landed()  # type: ignore[attr-defined]
+        else:
+            probe.refused()  # type: ignore[attr-defined]
+            probe.freed()  # type: ignore[attr-defined]
+    # 0.5 promises 0.39 a landing; they came half the time: 104 kept of 82.7 promised.
+    assert abs(probe.calibration - 104 / 82.7) < 0.01  # type: ignore[attr-defined]
+    probe = bare_probe()
+    for _ in range(200):
+        probe._fire(0.5)  # type: ignore[attr-defined]
+        probe.refused()  # type: ignore[attr-defined]
+        probe.freed()  # type: ignore[attr-defined]
+    assert probe.calibration == 0.25  # type: ignore[attr-defined]  # bounded below
+    assert refuse_until_back_off(probe, 0.5) > 2 * refuse_until_back_off(bare_probe(), 0.5)

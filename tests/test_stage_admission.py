@@ -252,6 +252,22 @@ async def test_a_prober_that_can_time_nothing_looks_again_after_its_longest_wait
     assert wait > 0
 
 
+async def test_the_probe_threshold_grows_with_the_fourth_root_of_the_running_count() -> None:
+    """0.5 at 10 running: 0.33 at 2, 1.0 at 160 (each probe there saves less idle time)."""
+    running, admission = probing_admission(True, 4)
+    async with running_loops(admission, probe=True) as receive:
+        await fill(admission, receive, 2)
+        for count, below, above in ((2, 0.33, 0.34), (160, 0.99, 1.01)):
+            running.running = count
+            for expected, fires in ((below, False), (above, True)):
+                running.expected = expected
+                admission.probe._summed_at = -math.inf  # not within the gap between two sums
+                admission.probe.go = False
+                admission.probe.check()
+                assert admission.probe.go is fires, (count, expected)
+        admission.probe.go = False
+
+
 async def test_reaching_the_cap_sends_one_probe_to_learn_whether_it_is_the_quota() -> None:
     """probe_slots=None: one probe at once when the cap is reached; its 1303 proves the quota."""
     running, admission = probing_admission(None, 4)
@@ -298,7 +314,10 @@ async def test_a_1303_past_the_quota_is_evidence_only_beyond_what_probes_proved_
     assert running.none_ended == []  # polls are not delayed: one of them did end
     running.audit.ended(tasks[0])  # the end is seen: the landing is explained
     refuse(6.0)
-    assert running.none_more_ended == [4.0]  # held 3 is now unexplained: nothing learned
+    # Held 3 with no landing left to explain it: a task believed running had ended
+    # all the same (its slot taken by the probe). No slot was free at 6.0: the
+    # probes' credit restarts (a probe judged by 4.0 went out on stale credit).
+    assert running.none_more_ended == [4.0, 6.0]
     assert running.none_ended == []
 
 

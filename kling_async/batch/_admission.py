@@ -297,6 +297,7 @@ class Admission:
         if job.probing:
             self._running.audit.landed(job)
             self._running.probe_landed()
+            self.probe.landed()
             self.probe.freed()
         job.probing = False
         self.window.on_accepted()
@@ -376,9 +377,11 @@ class Admission:
             self.quota_seen = self.quota_seen or held <= self.max_running
             if held <= self.window.limit:
                 self._running.none_ended_by(sent)
-            elif self.quota_seen and held - self.window.limit <= self._running.audit.unexplained():
-                # Held past the quota only by tasks that accepted probes proved
-                # ended (which is not known yet): no other had ended at ``sent``.
+            else:
+                # Held past the window: some tasks believed running had ended (their
+                # slots taken by accepted probes), which is not known yet. No slot
+                # was free at ``sent`` all the same: the probes' credit of freed
+                # slots restarts there (polls keep their times).
                 self._running.none_more_ended_by(sent)
         if self.confirmed_slots == 0:
             # Someone else holds the account's slots: nothing of ours will free one.

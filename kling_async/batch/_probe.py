@@ -41,8 +41,18 @@ logger = logging.getLogger("kling_async")
 PROBE_MAX_RUNNING = 256
 #: Longest wait between two probe checks, seconds of the gateway's clock.
 _PROBE_MAX_WAIT = 1.0
-#: Refused probes in a row (no slot freed or noticed in between) before probes back off.
-_FREE_REFUSALS = 6
+#: Probes refused in a row (no slot freed or noticed in between) back off once the
+#: landings promised to them add up to this many. With right durations a run that
+#: long comes about one time in twenty (e^-3); a longer one says they are wrong.
+_SURPRISE = 3.0
+#: Landings the calibration counts as promised and kept before any probe (a prior
+#: weight: the first few probes move the factor little).
+_CALIBRATION_PRIOR = 4.0
+#: Bounds of the calibration factor.
+_CALIBRATION_BOUNDS = (0.25, 2.0)
+#: Running tasks at which ``probe_threshold`` applies as given (it scales with the
+#: fourth root of the running count).
+_THRESHOLD_AT = 10
 #: First back-off step, and the longest, seconds of the gateway's clock.
 _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 30.0
@@ -196,9 +206,10 @@ class SlotProbe:
         results: Tells when the batch is finished.
         probe_slots: Probe past ``max_running`` too: ``True`` always, ``False``
             never, ``None`` until a probe shows the account has more slots.
-        threshold: Expected freed slots at which a probe goes out (one that
-            lands is followed at once by as many more as the estimate counted
-            past one, until one is refused).
+        threshold: Expected freed slots at which a probe goes out with
+            :data:`_THRESHOLD_AT` tasks running, scaled by the fourth root of the
+            running count (one that lands is followed at once by as many more as
+            the estimate counted past one, until one is refused).
         clock: Seconds of this machine per second of the gateway's clock (a
             time-scaled fake runs faster).
     """
@@ -219,7 +230,16 @@ class SlotProbe:
         self._threshold = threshold
         self._max_wait = _PROBE_MAX_WAIT * clock
         self._clock = clock
-        self._refused_run = 0
+        self._refused_run = 0  # refusals in a row past the surprise
+        self._owed = 0.0  # landings promised to the probes refused in a row
+        self._in_flight = 0.0  # freed slots expected when the probe in flight left
+        # Landings promised to the probes the sum sent, and landings seen: their
+        # ratio corrects the promises (durations learned under other conditions, a
+        # gateway that frees slots late) before they are held against refusals. A
+        # run of refusals counts once it ends, so it is judged by earlier runs only.
+        self._run_promised = 0.0
+        self._promised = _CALIBRATION_PRIOR
+        self._kept = _CALIBRATION_PRIOR
         self._not_before = 0.0
         self._burst = 0.0  # freed slots the last probe's estimate still owes
         self._quota_tested = False
@@ -263,23 +283,47 @@ class SlotProbe:
         )
 
     def refused(self) -> None:
-        """A probe was refused (1303). Past a few in a row, probes back off.
+        """A probe was refused (1303). Past a surprising run of them, probes back off.
 
-        The learned durations decide when to probe; when they are wrong (another
-        client holds the account's slots, lives changed) refusals would follow one
-        another. Each refusal past :data:`_FREE_REFUSALS` in a row doubles the wait
-        before the next probe, so a wrong model costs a few requests, not a storm.
+        The learned durations decide when to probe and promise each probe a chance
+        of landing. Refusals in a row whose promised landings add up past
+        :data:`_SURPRISE` are unlikely when the durations are right; past that
+        point they are wrong (another client holds the account's slots, lives
+        changed), and each refusal doubles the wait before the next probe, so a
+        wrong model costs a few requests, not a storm. A fixed count would back
+        off in normal runs too: a probe sent at the threshold lands one time in
+        six or seven.
         """
-        self._refused_run += 1
         self._burst = 0.0  # none had ended: the estimate was early
-        excess = self._refused_run - _FREE_REFUSALS
-        if excess > 0:
-            step = min(_BACKOFF_BASE * 2.0 ** (excess - 1), _BACKOFF_MAX) * self._clock
-            self._not_before = time.monotonic() + step
+        if self._in_flight > 0.0:
+            self._run_promised += -math.expm1(-self._in_flight)
+            self._owed += -math.expm1(-self._in_flight * self.calibration)
+        self._in_flight = 0.0
+        if self._owed < _SURPRISE:
+            return
+        self._refused_run += 1
+        step = min(_BACKOFF_BASE * 2.0 ** (self._refused_run - 1), _BACKOFF_MAX) * self._clock
+        self._not_before = time.monotonic() + step
+
+    def landed(self) -> None:
+        """A probe was accepted: its promise was kept (counted for the calibration)."""
+        if self._in_flight > 0.0:
+            self._promised += -math.expm1(-self._in_flight)
+            self._kept += 1.0
+        self._in_flight = 0.0
+
+    @property
+    def calibration(self) -> float:
+        """Landings seen per landing promised by the learned durations (bounded)."""
+        low, high = _CALIBRATION_BOUNDS
+        return min(max(self._kept / self._promised, low), high)
 
     def freed(self) -> None:
         """A slot freed (a task seen ending, or a probe accepted): probes may go freely."""
         self._refused_run = 0
+        self._owed = 0.0
+        self._promised += self._run_promised
+        self._run_promised = 0.0
         self._not_before = 0.0
 
     async def loop(self) -> None:
@@ -320,29 +364,32 @@ class SlotProbe:
             # stops probing past the cap). Either way the answer is needed before
             # more than one probe can be out past the cap.
             self._quota_tested = True
-            self._fire()
+            self._fire(0.0)  # promises nothing: the durations do not send it
             return None
         if self._burst >= 0.5:
             # The last probe landed and its estimate counted more freed slots:
             # the next one goes at once, until one is refused.
             self._burst -= 1.0
-            self._fire()
+            self._fire(0.0)  # a burst ends at its first refusal: it promises nothing
             return None
         if now - self._summed_at < self._min_gap:
             return self._min_gap - (now - self._summed_at)  # events come faster than this
         self._summed_at = now
         expected, rate = self._running.expected_freed(now)
-        if expected >= self._threshold:
+        running = max(self._running.running_count(), 1)
+        threshold = self._threshold * math.sqrt(math.sqrt(running / _THRESHOLD_AT))
+        if expected >= threshold:
             self._burst = expected - 1.0
-            self._fire()
+            self._fire(expected)
             return None
         if rate <= 0:
             # Nothing can be timed yet (no duration learned, every task too young to
             # count, or chances too small to register): no event need come before a
             # task ages into the sum, so look again after the longest wait.
             return self._max_wait
-        return min(max((self._threshold - expected) / rate, 1e-3), self._max_wait)
+        return min(max((threshold - expected) / rate, 1e-3), self._max_wait)
 
-    def _fire(self) -> None:
+    def _fire(self, expected: float) -> None:
+        self._in_flight = expected
         self.go = True
         self._gate.wake.set()
