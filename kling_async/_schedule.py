@@ -33,7 +33,8 @@ with a create (see ``batch/_probe.py``), and polls only have to notice each end
 in time for its result. Tasks sharing a request (turbo batch queries, Kling's
 list pages) step on sparser grids (``batched_max_step``, ``listed_max_step``),
 and while nothing waits for a slot every step is capped at ``ending_max_step``:
-the last task noticed ends the batch.
+the last task noticed ends the batch (the last few at ``last_max_step``: one of
+them is that task).
 
 Admission. :class:`AdmissionWindow` is AIMD over concurrency slots: slow start up to
 ``max_running``; on a 1303 the window drops to the slots actually running (the
@@ -149,6 +150,8 @@ class ScheduleTuning:
             answers every task of a family; an accepted probe also triggers one).
         ending_max_step: ``max_step`` while nothing waits for a slot (the batch's
             last tasks: the last one noticed ends the batch).
+        last_max_step: ``max_step`` of the batch's last few running tasks while
+            nothing waits (one of them ends the batch: few polls buy a tight end).
         listed_min_step: Smallest step, as a fraction of the learned median, of
             a task watched by list query while probes refill freed slots (its
             polls then only bound how late its end is reported: one page a
@@ -182,6 +185,7 @@ class ScheduleTuning:
     batched_max_step: float = 0.12
     batched_early_sigmas: float = 1.4
     ending_max_step: float = 0.05
+    last_max_step: float = 0.01
     listed_max_step: float = 0.25
     listed_min_step: float = 0.3
     min_step: float = 0.02
@@ -401,6 +405,7 @@ class PollPlanner:
         ending: bool = False,
         listed: bool = False,
         refilled: bool = False,
+        last: bool = False,
     ) -> float:
         """When to poll a running task next.
 
@@ -417,6 +422,8 @@ class PollPlanner:
             refilled: Probes refill slots freed unnoticed: unless ``ending``, steps
                 are at least the policy's ``interval`` (``listed_min_step`` of
                 the median for a listed task).
+            last: It is one of the batch's last few running tasks: with
+                ``ending``, steps are capped at ``last_max_step``.
 
         Returns:
             Elapsed seconds (since creation) of the next poll, > ``elapsed``.
@@ -443,6 +450,8 @@ class PollPlanner:
         z = (math.log(t) - mu) / sigma
         if z >= tune.tail_sigmas:
             step = min(tune.tail_step * t, max(self.prior.max_interval, tune.max_step * t))
+            if ending and last:
+                step = min(step, tune.last_max_step * t)
         else:
             median = math.exp(mu)
             step = tune.hazard_gain * math.sqrt(median / _hazard(z, sigma, t))
@@ -450,7 +459,7 @@ class PollPlanner:
             if listed:
                 top = tune.listed_max_step * t
             if ending:
-                top = min(top, tune.ending_max_step * t)
+                top = min(top, (tune.last_max_step if last else tune.ending_max_step) * t)
             step = min(max(step, tune.min_step * t), top)
             if refilled and not ending:
                 # Probes refill freed slots: a poll only reports an end, so none

@@ -218,6 +218,13 @@ class Sender:
             )
         return answer
 
+    def warm_up(self) -> None:
+        """Load the async backend now (about 15 ms of imports), not in a batch's start.
+
+        Call from a running event loop (a session's ``__aenter__``).
+        """
+        anyio.get_cancelled_exc_class()
+
     def check_open(self) -> None:
         """Raise if the session was closed.
 

@@ -181,6 +181,7 @@ class KlingSession(TypedFamilies, QueryMethods):
 
     async def __aenter__(self) -> KlingSession:
         self._sender.check_open()
+        self._sender.warm_up()
         return self
 
     async def __aexit__(

@@ -47,6 +47,8 @@ logger = logging.getLogger("kling_async")
 
 #: Accepted probes (while work waits) per triggered list page of a family.
 _LANDINGS_PER_PAGE = 4
+#: Running tasks counted as the batch's last few (polled tightly once nothing waits).
+_LAST_FEW = 3
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -388,6 +390,7 @@ class Watch:
             callbacks=job.callbacks,
             reconcile_interval=self._reconcile_interval,
             ending=not self._waiting(),
+            last=len(self.running) <= _LAST_FEW,
             listed=self.polls.listed_lane(job),
             refilled=self._refilled(),
         )
