@@ -68,6 +68,7 @@ __all__ = [
     "PollPlanner",
     "ScheduleTuning",
     "kind_of",
+    "last_few",
     "observed_duration",
 ]
 
@@ -468,3 +469,19 @@ class PollPlanner:
                 floor = tune.listed_min_step * median if listed else self.prior.interval
                 step = max(step, floor)
         return elapsed + max(step, tune.min_delay)
+
+
+def last_few(max_running: int) -> int:
+    """How many of a batch's last running tasks are polled tightly once nothing waits.
+
+    One of them ends the batch. The wider the last wave, the more tasks end close to
+    the last one (three at 200 slots, one up to 127), and a batch query's tight
+    polls cost the same as a single task's, so the count stays small.
+
+    Args:
+        max_running: The batch's cap on running tasks.
+
+    Returns:
+        From 1 to 4.
+    """
+    return min(4, max(1, max_running // 64))

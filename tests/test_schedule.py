@@ -182,6 +182,22 @@ def test_the_last_few_tasks_of_an_ending_batch_are_polled_tightly() -> None:
     assert planner.next_poll(KIND, 120.0, 5, last=True) == planner.next_poll(KIND, 120.0, 5)
 
 
+def test_how_many_last_tasks_are_polled_tightly_grows_with_the_wave() -> None:
+    """One up to 127 slots, three at 200, never more than four (tight polls cost requests)."""
+    from kling_async._schedule import last_few
+
+    assert [last_few(n) for n in (1, 10, 100, 127, 128, 200, 256, 10_000)] == [
+        1,
+        1,
+        1,
+        1,
+        2,
+        3,
+        4,
+        4,
+    ]
+
+
 def test_listed_polls_are_sparse_while_probes_refill_slots() -> None:
     """Listed and refilled: a page at most every listed_min_step of the median, not at the end."""
     planner = trained(lognormal(300, 100.0, 0.25))

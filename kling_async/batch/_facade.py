@@ -49,7 +49,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._errors import ConfigurationError
 from .._journal import Journal
-from .._schedule import ScheduleTuning
+from .._schedule import ScheduleTuning, last_few
 from .._task import Task
 from ._admission import HALTS, Admission
 from ._create import Create
@@ -452,6 +452,7 @@ class _Stages:
             deliver=self.fetch.submit if self.fetch is not None else None,
             waiting=lambda: len(self.admission.queue),
             refilled=self.admission.probe.refilling,
+            last_few=last_few(options.max_running),
         )
         self.watch.latencies = LatencySample(random.Random(options.seed))
         patience = options.lookup_patience

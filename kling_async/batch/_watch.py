@@ -47,8 +47,6 @@ logger = logging.getLogger("kling_async")
 
 #: Accepted probes (while work waits) per triggered list page of a family.
 _LANDINGS_PER_PAGE = 4
-#: Running tasks counted as the batch's last few (polled tightly once nothing waits).
-_LAST_FEW = 3
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -177,6 +175,7 @@ class Watch:
         refilled: Whether probes refill slots freed unnoticed (polls then only
             report ends: while jobs wait, a poll keeps the policy's interval and
             a list page ``listed_min_step`` of the median).
+        last_few: Last running tasks polled at ``last_max_step`` once none wait.
     """
 
     def __init__(
@@ -195,6 +194,7 @@ class Watch:
         deliver: Callable[[Job], None] | None,
         waiting: Callable[[], int] = lambda: 1,
         refilled: Callable[[], bool] = lambda: False,
+        last_few: int = 1,
     ) -> None:
         self._session = session
         self.poll_policy = poll
@@ -207,7 +207,7 @@ class Watch:
         self._deliver = deliver
         self._pacing = pacing
         self._waiting = waiting
-        self._refilled = refilled
+        self._refilled, self._last_few = refilled, last_few
         self._landed_unlisted: dict[str, int] = {}  # family -> probes landed since its page
         self._limiter = pacing.limiter
         self.running: set[Job] = set()
@@ -362,10 +362,9 @@ class Watch:
                 self._schedule(job, min(target, job.due + 0.5 * job.step))
 
     def none_more_ended_by(self, sent: float) -> None:
-        """A 1303 at ``sent`` while accepted probes' unknown ends explain every held slot.
+        """A 1303 at ``sent`` while tasks believed running had ended: no slot was free then.
 
-        No other task had ended: the freed-slot credit restarts from ``sent`` for
-        every running task. Polls keep their times (the ended ones are among them).
+        The freed-slot credit restarts from ``sent``; polls keep their times.
 
         Args:
             sent: When the refused create was sent (monotonic).
@@ -390,7 +389,7 @@ class Watch:
             callbacks=job.callbacks,
             reconcile_interval=self._reconcile_interval,
             ending=not self._waiting(),
-            last=len(self.running) <= _LAST_FEW,
+            last=len(self.running) <= self._last_few,
             listed=self.polls.listed_lane(job),
             refilled=self._refilled(),
         )
