@@ -287,7 +287,7 @@ async def test_reaching_the_cap_sends_one_probe_to_learn_whether_it_is_the_quota
         assert await nothing_more(receive)  # and none goes until slots probably freed
 
 
-async def test_a_1303_past_the_quota_is_evidence_only_beyond_what_probes_proved_ended() -> None:
+async def test_a_1303_past_the_window_restarts_the_probes_credit_never_the_polls() -> None:
     """Held 3 of a quota of 2 after a probe landed: a 1303 says no other task had ended."""
     running = FakeRunning()
     admission, _ = make_admission(running, max_running=2)
