@@ -50,8 +50,10 @@ per-kind estimates learned from finished tasks.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -178,6 +180,13 @@ class ScheduleTuning:
             root of the running count: with many tasks running each probe saves
             less idle time, and ends come often enough that a higher bar costs
             little lag.
+        gap_share: A poll may skip ahead to the point where this share of the
+            recently finished tasks of the kind that outlived the task's age had
+            ended (the learned lives' conditional quantile), when that is later
+            than the step above: lives with gaps (two modes, say) are not polled
+            through the gap. ``0`` turns it off.
+        gap_survivors: Recent lives longer than the task's age needed before
+            that quantile is trusted.
         min_delay: Smallest delay between polls of one task, seconds.
     """
 
@@ -201,6 +210,8 @@ class ScheduleTuning:
     reconcile_sigmas: float = 3.0
     reconcile_factor: float = 4.0
     probe_threshold: float = 0.15
+    gap_share: float = 0.04
+    gap_survivors: int = 25
     min_delay: float = 0.001
 
 
@@ -273,6 +284,8 @@ class PollPlanner:
         self._rng = rng or random.Random()
         self._stats: dict[Kind, DurationStats] = {}
         self._estimates: dict[Kind, tuple[float, float, int] | None] = {}
+        # The last ``window`` lives of each kind, in arrival order and sorted.
+        self._lives: dict[Kind, tuple[deque[float], list[float]]] = {}
         #: Bumped whenever an estimate may have changed (callers cache on it).
         self.generation = 0
 
@@ -293,6 +306,14 @@ class PollPlanner:
             if stats is None:
                 stats = self._stats[key] = DurationStats()
             stats.add(seconds, self.tuning.window)
+        recent = self._lives.get(kind)
+        if recent is None:
+            recent = self._lives[kind] = (deque(), [])
+        arrived, ordered = recent
+        arrived.append(seconds)
+        bisect.insort(ordered, seconds)
+        if len(arrived) > max(1, self.tuning.window):
+            del ordered[bisect.bisect_left(ordered, arrived.popleft())]
 
     def estimate(self, kind: Kind) -> tuple[float, float, int] | None:
         """Log-normal parameters for ``kind``, from the most specific kind with samples.
@@ -382,6 +403,28 @@ class PollPlanner:
         probability = min(1.0, max(0.0, 1.0 - survive_now / survive_then))
         return probability, density / survive_then
 
+    def gap_end(self, kind: Kind, elapsed: float) -> float:
+        """Age by which ``gap_share`` of the recent lives longer than ``elapsed`` had ended.
+
+        Args:
+            kind: The task's kind (its own lives only, never a coarser kind's).
+            elapsed: The task's age, seconds (it is known to be running).
+
+        Returns:
+            That age, a little early (``min_step`` of it); ``0.0`` when fewer than
+            ``gap_survivors`` recent lives outlast ``elapsed`` or the rule is off.
+        """
+        tune = self.tuning
+        recent = self._lives.get(kind)
+        if recent is None or tune.gap_share <= 0:
+            return 0.0
+        ordered = recent[1]
+        first_longer = bisect.bisect_right(ordered, elapsed)
+        longer = len(ordered) - first_longer
+        if longer < max(1, tune.gap_survivors):
+            return 0.0
+        return ordered[first_longer + int(tune.gap_share * longer)] * (1.0 - tune.min_step)
+
     def _jitter(self, step: float) -> float:
         spread = min(max(self.prior.jitter, 0.0), 0.9)
         return step * (1.0 - spread * self._rng.random()) if spread else step
@@ -468,6 +511,9 @@ class PollPlanner:
                 # and a list page (it answers every task) not within a share of a life.
                 floor = tune.listed_min_step * median if listed else self.prior.interval
                 step = max(step, floor)
+            # Where recent lives show a gap (few ended soon after this age), the
+            # next poll waits for it to close instead of stepping through it.
+            step = max(step, self.gap_end(kind, t) - t)
         return elapsed + max(step, tune.min_delay)
 
 

@@ -389,3 +389,67 @@ def test_budget_learns_the_largest_cost_per_slot() -> None:
     budget.learn(("image-generation", "", "", "", "4"), 1.0, 4)
     assert budget.estimate(("image-generation", "", "", "", "4"), 4) == 2.0
     assert budget.estimate(("image-generation", "", "", "", "9"), 9) == pytest.approx(4.5)
+
+
+def bimodal(n: int, seed: int = 3) -> list[float]:
+    """Lives of a gateway with two modes: 40 % near 45 s, 60 % near 155 s (sigma 0.1 each)."""
+    rng = random.Random(seed)
+    return [
+        (45.0 if rng.random() < 0.4 else 155.0) * math.exp(rng.gauss(0.0, 0.1)) for _ in range(n)
+    ]
+
+
+def test_a_gap_in_the_learned_lives_is_not_polled_through() -> None:
+    """Two modes: a task alive past the first waits for the second; lag stays bounded."""
+    learned = bimodal(200)
+    planner = trained(learned)
+    plain = PollPlanner(PRIOR, ScheduleTuning(gap_share=0.0), rng=random.Random(0))
+    for value in learned:
+        plain.observe(KIND, value)
+    # Alive at 70 s: no recent life ended between 70 s and ~110 s.
+    assert plain.next_poll(KIND, 70.0, 3) <= 70.0 * 1.09 + 1e-9
+    assert planner.next_poll(KIND, 70.0, 3) > 105.0
+    lives = bimodal(2000, seed=11)
+    counts: dict[str, list[int]] = {"gap": [], "plain": []}
+    lags = []
+    for life in lives:
+        counts["gap"].append(polls_until(planner, life)[0])
+        counts["plain"].append(polls_until(plain, life)[0])
+        seen = polls_until(planner, life)[1]
+        lags.append((seen - life) / life)
+    lags.sort()
+    mean = {k: sum(v) / len(v) for k, v in counts.items()}
+    assert mean["gap"] < mean["plain"] - 3.0, mean
+    assert lags[int(0.95 * len(lags))] < 0.15
+
+
+def test_the_gap_rule_leaves_log_normal_lives_alone() -> None:
+    """On log-normal lives the steps are those of the rule switched off, up to the tail."""
+    learned = lognormal(300, 100.0, 0.25)
+    planner = trained(learned)
+    plain = PollPlanner(PRIOR, ScheduleTuning(gap_share=0.0), rng=random.Random(0))
+    for value in learned:
+        plain.observe(KIND, value)
+    moved = [
+        age
+        for age in range(70, 180, 2)
+        if planner.next_poll(KIND, float(age), 3) != plain.next_poll(KIND, float(age), 3)
+    ]
+    assert moved == []
+
+
+def test_the_gap_rule_needs_enough_longer_lives_and_forgets_old_ones() -> None:
+    """Too few lives past the age: no skip. Old lives leave the window."""
+    tune = ScheduleTuning(window=60)
+    few = PollPlanner(PRIOR, tune, rng=random.Random(0))
+    for value in bimodal(30):  # under 25 of them past 70 s: fewer than gap_survivors
+        few.observe(KIND, value)
+    assert few.gap_end(KIND, 70.0) == 0.0
+    planner = PollPlanner(PRIOR, tune, rng=random.Random(0))
+    for value in bimodal(60):
+        planner.observe(KIND, value)
+    assert planner.gap_end(KIND, 70.0) > 105.0
+    for value in lognormal(60, 100.0, 0.1):  # the gateway changed: one mode near 100 s
+        planner.observe(KIND, value)
+    assert planner.gap_end(KIND, 70.0) < 85.0
+    assert planner.gap_end(("other",), 70.0) == 0.0
