@@ -24,6 +24,7 @@ Run ``python benchmarks/run.py --only matrix`` (every shape) or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -46,7 +47,12 @@ from _measure import batch_metrics, finite  # noqa: E402
 from _sdk import t2v_request, turbo_request  # noqa: E402
 
 # Imported here, not in the clients: a client's CPU figure must not include imports.
-from kling_async import ClientConfig, ImageGenerationRequest, KlingSession  # noqa: E402
+from kling_async import (  # noqa: E402
+    CallbackReceiver,
+    ClientConfig,
+    ImageGenerationRequest,
+    KlingSession,
+)
 from kling_async._auth import scaled_clock  # noqa: E402
 
 log = logging.getLogger("bench.matrix")
@@ -57,6 +63,8 @@ ENDPOINT_PATH = "bench-endpoint"
 ACCESS_KEY = "bench-access"
 SECRET_KEY = "bench-secret-bench-secret-bench-secret"  # noqa: S105 (a fake's test pair)
 CONTENDERS = ("loop_5s", "sdk")
+#: Signs the fake's callbacks for ``sdk_callbacks`` (Standard Webhooks secret).
+WEBHOOK_SECRET = "whsec_bWF0cml4LWNhbGxiYWNrLXNlY3JldC0wMTIzNDU2Nzg5"  # noqa: S105
 #: The loop's poll period in virtual seconds (what users write: every 5 s).
 LOOP_PERIOD = 5.0
 #: Where to save each run's task records (``run.py --records DIR``), or ``None``.
@@ -77,6 +85,9 @@ class Shape:
         fake: FakeConfig overrides of this shape.
         backend: ``gateway`` or ``kling`` (Kling's own API routes of the fake).
         targets: Which of issue 14's target sets applies (see :func:`judge`).
+        extra: Contenders run on this shape only, after :data:`CONTENDERS`
+            (``sdk_callbacks``: the SDK told of every end by a signed callback,
+            which bounds what any client can reach on the shape).
     """
 
     name: str
@@ -88,6 +99,7 @@ class Shape:
     fake: dict[str, Any] = attrs.field(factory=dict)
     backend: str = "gateway"
     targets: str = "other"
+    extra: tuple[str, ...] = ()
 
     def kinds(self) -> list[str]:
         """The kind of every job, in submission order."""
@@ -218,6 +230,7 @@ FULL: tuple[Shape, ...] = (
         time_scale=0.01,
         backend="kling",
         targets="official",
+        extra=("sdk_callbacks",),
     ),
 )
 
@@ -265,7 +278,11 @@ def _sdk_request(kind: str, index: int) -> Any:
 
 
 async def _run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
-    """The SDK with its defaults: a time-scaled config and ``session.batch(max_running=)``."""
+    """The SDK with its defaults: a time-scaled config and ``session.batch(max_running=)``.
+
+    ``sdk_callbacks`` adds a :class:`CallbackReceiver` on loopback: the fake signs a
+    callback at each status change and the batch is told of every end at once.
+    """
     url, ts = spec["url"], float(spec["time_scale"])
     if spec["backend"] == "kling":
         config = ClientConfig(
@@ -278,9 +295,14 @@ async def _run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
     jobs = [(f"job-{i}", _sdk_request(kind, i)) for i, kind in enumerate(spec["kinds"])]
     noticed: dict[str, float] = {}
     failures = 0
-    async with KlingSession(config=config.time_scaled(ts)) as session:
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(KlingSession(config=config.time_scaled(ts)))
+        receiver: CallbackReceiver | None = None
+        if spec["contender"] == "sdk_callbacks":
+            receiver = CallbackReceiver(secret=WEBHOOK_SECRET)
+            await stack.enter_async_context(receiver.serve(host="127.0.0.1", port=0))
         started = time.monotonic()
-        async with session.batch(max_running=int(spec["quota"])) as batch:
+        async with session.batch(max_running=int(spec["quota"]), callbacks=receiver) as batch:
             batch.submit_all(jobs)
             async for result in batch:
                 if result.task is not None:
@@ -289,13 +311,17 @@ async def _run_sdk(spec: dict[str, Any]) -> dict[str, Any]:
                     failures += 1
         finished = time.monotonic()
         summary = batch.summary()
-    return {
+    out: dict[str, Any] = {
         "started": started,
         "finished": finished,
         "noticed": noticed,
         "failures": failures,
         "sdk_status_requests": summary.status_requests,
     }
+    if receiver is not None:
+        out["callbacks_received"] = receiver.received
+        out["callbacks_rejected"] = receiver.rejected
+    return out
 
 
 async def _run_loop(spec: dict[str, Any]) -> dict[str, Any]:
@@ -323,7 +349,7 @@ async def run_client(spec: dict[str, Any]) -> dict[str, Any]:
         ``started``/``finished`` (monotonic), ``noticed``, ``cpu_s`` (this
         process's CPU over the run) and contender-specific figures.
     """
-    runner = _run_sdk if spec["contender"] == "sdk" else _run_loop
+    runner = _run_sdk if spec["contender"].startswith("sdk") else _run_loop
     cpu0 = time.process_time()
     res = await runner(spec)
     res["cpu_s"] = time.process_time() - cpu0
@@ -364,7 +390,7 @@ async def run_contender(shape: Shape, contender: str, *, in_process: bool) -> di
 
     Args:
         shape: The scenario.
-        contender: ``loop_5s`` or ``sdk``.
+        contender: ``loop_5s``, ``sdk`` or ``sdk_callbacks``.
         in_process: Run fake and client in this process (smoke runs), else each
             in a child process of its own.
 
@@ -373,7 +399,10 @@ async def run_contender(shape: Shape, contender: str, *, in_process: bool) -> di
         ``cpu_ms_per_request``.
     """
     ts = shape.time_scale
-    async with start_fake(shape.fake_config(), in_process=in_process) as fake:
+    config = shape.fake_config()
+    if contender == "sdk_callbacks":
+        config["webhook_secret"] = WEBHOOK_SECRET
+    async with start_fake(config, in_process=in_process) as fake:
         before = await fake.stats()
         spec = {
             "contender": contender,
@@ -426,7 +455,7 @@ async def run_shape(shape: Shape, *, in_process: bool) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
-    for contender in CONTENDERS:
+    for contender in (*CONTENDERS, *shape.extra):
         c0 = time.perf_counter()
         out[contender] = await run_contender(shape, contender, in_process=in_process)
         log.info(

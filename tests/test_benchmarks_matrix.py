@@ -66,10 +66,12 @@ def _finite(value: Any) -> bool:
 
 
 def test_every_shape_runs_both_contenders(report: dict[str, Any], matrix_module: Any) -> None:
-    """Each shape of the matrix reports both contenders with every figure finite."""
+    """Each shape reports both contenders (and its extra ones) with every figure finite."""
     assert list(report["matrix"]) == list(matrix_module.shape_names())
+    extras = {shape.name: set(shape.extra) for shape in matrix_module.FULL}
+    assert extras["official"] == {"sdk_callbacks"}
     for name, data in report["matrix"].items():
-        assert set(data["contenders"]) == {"loop_5s", "sdk"}, name
+        assert set(data["contenders"]) == {"loop_5s", "sdk", *extras[name]}, name
         for contender, figures in data["contenders"].items():
             for key in FIGURES:
                 assert _finite(figures[key]), (name, contender, key, figures.get(key))
@@ -92,6 +94,17 @@ def test_official_shape_uses_list_queries(report: dict[str, Any]) -> None:
     sdk = report["matrix"]["official"]["contenders"]["sdk"]
     assert sdk["status_requests"] > 0
     assert sdk["status_requests"] == sdk["sdk_status_requests"]
+
+
+def test_official_shape_bounds_any_client_with_callbacks(report: dict[str, Any]) -> None:
+    """``sdk_callbacks`` finishes every job, told of each end by a verified callback."""
+    data = report["matrix"]["official"]
+    told = data["contenders"]["sdk_callbacks"]
+    assert told["failures"] == 0
+    assert told["tasks_created"] == data["shape"]["jobs"]
+    assert told["unnoticed_tasks"] == 0
+    assert told["callbacks_received"] >= data["shape"]["jobs"]  # one terminal callback each
+    assert told["callbacks_rejected"] == 0
 
 
 def test_targets_are_reported_per_shape(report: dict[str, Any]) -> None:
