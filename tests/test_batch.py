@@ -252,7 +252,9 @@ async def test_image_tasks_hold_n_slots() -> None:
         stats = fake.stats()
     assert all(r.ok for r in results)
     assert stats["max_slots_observed"] <= 8
-    assert stats["concurrency_limited"] <= 5 * len(requests)  # probes only
+    # Refused probes only, no storm: 13 to 31 in 31 runs of this test (the bound was
+    # 5 a job, which the spread of timings on a busy machine crossed now and then).
+    assert stats["concurrency_limited"] <= 10 * len(requests)
 
 
 async def test_turbo_tasks_share_batch_queries() -> None:
