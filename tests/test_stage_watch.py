@@ -24,6 +24,7 @@ from kling_async.batch._pacing import Pacing
 from kling_async.batch._poller import Poller, PollItem
 from kling_async.batch._ports import NullJournal
 from kling_async.batch._results import Results
+from kling_async.batch._sums import likeliest_ended
 from kling_async.batch._wake import Wake
 from kling_async.batch._watch import Watch
 
@@ -344,6 +345,44 @@ def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None
     watch.planner.observe(kinds[0], 300.0)  # and so must a new estimate
     check(now + 5.0)
     assert reference(now)[0] > 0.5  # the check means something: tasks have likely ended
+
+
+def test_likeliest_ended_is_the_task_with_the_highest_ended_probability() -> None:
+    """The landing poll's pick agrees with the planner's per-task figure, caches included."""
+    watch, _ = make_watch()
+    rng = random.Random(5)
+    kinds = [kind_of("text2video", {}), kind_of("image2video", {})]
+    for kind, median in zip(kinds, (100.0, 40.0), strict=True):
+        for _ in range(20):
+            watch.planner.observe(kind, median * math.exp(rng.gauss(0.0, 0.25)))
+    now = time.monotonic()
+    jobs = []
+    for i in range(40):
+        job = running_job(f"j{i}", "text2video" if i % 2 else "image2video")
+        job.kind = kinds[i % 2]
+        job.created_at = now - rng.uniform(1.0, 120.0)
+        job.lower = rng.uniform(0.0, now - job.created_at)
+        job.probe_lower = now - job.created_at  # the credit bound is not evidence: ignored
+        job.callbacks = i % 9 == 0
+        watch.running.add(job)
+        jobs.append(job)
+
+    def reference(at: float) -> Job:
+        def chance(job: Job) -> float:
+            return watch.planner.ended_probability(job.kind, job.lower, at - job.created_at)[0]
+
+        return max((job for job in jobs if not job.callbacks), key=chance)
+
+    for at in (now, now + 3.0):
+        assert likeliest_ended(watch.planner, watch.running, at) is reference(at)
+    first = reference(now + 3.0)
+    first.lower = now + 3.0 - first.created_at  # polled just now: running
+    picked = likeliest_ended(watch.planner, watch.running, now + 3.0)
+    assert picked is reference(now + 3.0)
+    assert picked is not first
+    for _ in range(5):  # the picked task's kind turns out to live far longer
+        watch.planner.observe(picked.kind, 900.0)
+    assert likeliest_ended(watch.planner, watch.running, now + 3.0) is reference(now + 3.0)
 
 
 def test_refusals_move_the_freed_credit_and_only_clean_ones_delay_polls() -> None:

@@ -69,6 +69,9 @@ class Job:
         "result",
         "retries",
         "running_seen",
+        "seen_gen",
+        "seen_lower",
+        "seen_surv",
         "slots",
         "step",
         "surv_gen",
@@ -124,6 +127,10 @@ class Job:
         self.surv_gen = -1
         self.surv_lower = -1.0
         self.surv_then = 1.0
+        # Survival at ``lower`` alone (the polls' evidence), cached the same way.
+        self.seen_gen = -1
+        self.seen_lower = -1.0
+        self.seen_surv = 1.0
         self.step = 0.0
         self.polls = 0
         self.gen = 0

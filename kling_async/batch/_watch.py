@@ -17,7 +17,6 @@ straight to the results.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from .._config import PollPolicy
 from .._converter import parse_task
 from .._errors import TaskFailedError
 from .._journal import JournalEntry
-from .._schedule import Kind, PollPlanner, ScheduleTuning, observed_duration
+from .._schedule import PollPlanner, ScheduleTuning, observed_duration
 from .._task import Task, TaskStatus
 from ._hints import CallbackIndex
 from ._job import Job, Phase
@@ -38,6 +37,7 @@ from ._pacing import Pacing
 from ._ports import JournalPort, SessionPort, SlotLedger, monotonic_of
 from ._probe import ProbeAudit
 from ._results import Results
+from ._sums import expected_freed, likeliest_ended
 from ._values import EventKind
 from ._wake import Wake
 
@@ -47,8 +47,6 @@ logger = logging.getLogger("kling_async")
 
 #: Accepted probes (while work waits) per triggered list page of a family.
 _LANDINGS_PER_PAGE = 4
-_INV_SQRT2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def _poll_queue(session: SessionPort, ids_per_query: int) -> PollQueue:
@@ -73,84 +71,6 @@ def _server_duration(task: Task) -> float | None:
         return None
     seconds = (task.updated_at - task.created_at).total_seconds()
     return seconds if seconds > 0 else None
-
-
-#: Tasks younger than this many sigmas below the median life are skipped by the
-#: sums over running tasks: each has ended with probability under 3.2e-5.
-_YOUNG_Z = -4.0
-
-
-def expected_freed(planner: PollPlanner, running: set[Job], now: float) -> tuple[float, float]:
-    """Slots ``running`` tasks have probably freed unnoticed, and how fast that grows.
-
-    Args:
-        planner: The learned durations.
-        running: The tasks.
-        now: Monotonic seconds.
-
-    Returns:
-        ``(expected slots, slots per second)``; callback-watched tasks count for nothing.
-    """
-    # The prober asks this often over hundreds of tasks: the log-normal terms are
-    # inlined, each kind's estimate (and the age below which a task is too young
-    # to matter) is read once, and each task's survival at its lower bound is
-    # cached until that bound or the estimates change.
-    gen = planner.generation
-    estimates: dict[Kind, tuple[float, float, float] | None] = {}
-    log, erfc, exp = math.log, math.erfc, math.exp
-    expected, rate = 0.0, 0.0
-    for job in running:
-        if job.callbacks:
-            continue
-        kind = job.kind
-        if kind in estimates:
-            est = estimates[kind]
-        else:
-            raw = planner.estimate(kind)
-            est = estimates[kind] = (
-                None if raw is None else (raw[0], raw[1], exp(raw[0] + _YOUNG_Z * raw[1]))
-            )
-        if est is None:
-            continue
-        elapsed = now - job.created_at
-        mu, sigma, young = est
-        if elapsed <= young:
-            continue  # the prober looks again by itself when nothing can be timed
-        lower = job.lower if job.lower >= job.probe_lower else job.probe_lower
-        if job.surv_gen != gen or job.surv_lower != lower:
-            job.surv_gen, job.surv_lower = gen, lower
-            job.surv_then = planner.survival(kind, lower)
-        then = job.surv_then
-        if then <= 1e-12:
-            expected += job.slots
-            continue
-        z = (log(elapsed) - mu) / sigma
-        p = 1.0 - 0.5 * erfc(z * _INV_SQRT2) / then
-        if p > 0.0:
-            expected += (p if p < 1.0 else 1.0) * job.slots
-        rate += _INV_SQRT_2PI * exp(-0.5 * z * z) / (sigma * elapsed * then) * job.slots
-    return expected, rate
-
-
-def likeliest_ended(planner: PollPlanner, running: set[Job], now: float) -> Job | None:
-    """The polled task most likely to have ended by ``now``, by the polls' evidence.
-
-    The probes' credit bound is left out: it restarts at each accepted probe, a
-    bookkeeping choice rather than evidence about one task (measured: using it
-    costs more status requests).
-
-    Returns:
-        The task, or ``None`` when none has a chance yet.
-    """
-    best: Job | None = None
-    best_p = 0.0
-    for job in running:
-        if job.callbacks:
-            continue
-        p, _ = planner.ended_probability(job.kind, job.lower, now - job.created_at)
-        if p > best_p:
-            best, best_p = job, p
-    return best
 
 
 class Watch:
