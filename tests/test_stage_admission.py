@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import time
 from collections.abc import AsyncIterator
 
 import anyio
@@ -169,6 +170,41 @@ def test_the_refusal_breaker_caps_refusals_per_second() -> None:
     assert breaker.refused(0.4) == pytest.approx(1.0)
     assert breaker.trips == 1
     assert breaker.refused(1.5) == 1.5  # the span has emptied
+
+
+def test_the_breaker_tells_when_refusals_fall_under_a_share_of_its_ceiling() -> None:
+    """Half of a ceiling of 10: room while under 5 in the last second, else when one leaves."""
+    breaker = RefusalBreaker(10)
+    for t in (0.0, 0.1, 0.2, 0.3):
+        breaker.refused(t)
+    assert breaker.room_at(0.35, 0.5) == 0.35
+    breaker.refused(0.4)
+    assert breaker.room_at(0.45, 0.5) == pytest.approx(1.0)  # when the first leaves
+    breaker.refused(0.5)
+    assert breaker.room_at(0.55, 0.5) == pytest.approx(1.1)  # two must leave
+    assert breaker.room_at(1.15, 0.5) == 1.15
+    assert breaker.trips == 0
+
+
+async def test_probes_keep_under_a_share_of_the_breakers_ceiling() -> None:
+    """Refusals at 80 % of the ceiling: the probe waits for room instead of tripping it."""
+    from kling_async.batch._probe import _BREAKER_SHARE
+
+    assert _BREAKER_SHARE == 0.8
+    running, admission = probing_admission(True, 4)
+    async with running_loops(admission, probe=True) as receive:
+        await fill(admission, receive, 2)
+        running.running, running.expected = 2, 5.0  # a probe is due
+        breaker = admission.pacing.breaker
+        now = time.monotonic()
+        for _ in range(math.ceil(breaker.per_second * _BREAKER_SHARE)):
+            breaker.refused(now)
+        admission.probe._summed_at = -math.inf
+        wait = admission.probe.check()
+        assert not admission.probe.go
+        assert wait is not None
+        assert 0.0 < wait <= 1.0
+        assert breaker.trips == 0
 
 
 def test_a_burst_of_refusals_pauses_admissions() -> None:

@@ -54,6 +54,23 @@ class RefusalBreaker:
         # Pause until the oldest refusal in the span leaves it.
         return self._times[0] + 1.0
 
+    def room_at(self, now: float, share: float) -> float:
+        """When the refusals of the last second will number under ``share`` of the ceiling.
+
+        Args:
+            now: Monotonic seconds.
+            share: Part of ``per_second`` (0 to 1).
+
+        Returns:
+            That moment (``now`` when there is room already).
+        """
+        while self._times and self._times[0] <= now - 1.0:
+            self._times.popleft()
+        excess = len(self._times) - math.ceil(self.per_second * share) + 1
+        if excess <= 0:
+            return now
+        return self._times[excess - 1] + 1.0
+
 
 class Pacing:
     """The batch's clocks for sending: rate limit, pauses of admissions, backoffs.
