@@ -423,7 +423,8 @@ class PollPlanner:
         longer = len(ordered) - first_longer
         if longer < max(1, tune.gap_survivors):
             return 0.0
-        return ordered[first_longer + int(tune.gap_share * longer)] * (1.0 - tune.min_step)
+        skip = min(int(tune.gap_share * longer), longer - 1)  # a share of 1 or more: the longest
+        return ordered[first_longer + skip] * (1.0 - tune.min_step)
 
     def _jitter(self, step: float) -> float:
         spread = min(max(self.prior.jitter, 0.0), 0.9)

@@ -453,3 +453,8 @@ def test_the_gap_rule_needs_enough_longer_lives_and_forgets_old_ones() -> None:
         planner.observe(KIND, value)
     assert planner.gap_end(KIND, 70.0) < 85.0
     assert planner.gap_end(("other",), 70.0) == 0.0
+    whole = PollPlanner(PRIOR, ScheduleTuning(window=60, gap_share=1.0), rng=random.Random(0))
+    lives = lognormal(60, 100.0, 0.1)
+    for value in lives:
+        whole.observe(KIND, value)
+    assert whole.gap_end(KIND, 10.0) == pytest.approx(max(lives) * (1.0 - 0.02))
