@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from kling_async import NotFoundError, Task, TaskStatus, TextToVideoRequest
 from kling_async._config import PollPolicy, RetryPolicy
 from kling_async._endpoints import Endpoint, endpoint_for
 from kling_async._ratelimit import RateLimiter
-from kling_async._schedule import kind_of
+from kling_async._schedule import Kind, kind_of
 from kling_async.batch import NotStartedError
 from kling_async.batch._job import Job, Phase
 from kling_async.batch._lanes import PollQueue
@@ -303,26 +304,46 @@ def test_a_task_this_process_created_is_learned_from_its_polls() -> None:
     assert len(watch.latencies) == 1
 
 
-def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None:
-    """The prober's fast sum agrees with the planner's per-task figure, caches included."""
-    watch, _ = make_watch()
-    rng = random.Random(3)
+def two_kinds_running(
+    watch: Watch,
+    rng: random.Random,
+    count: int,
+    oldest: float,
+    shape: Callable[[Job, int, float], None],
+) -> tuple[list[Kind], list[Job], float]:
+    """Two learned kinds (medians 100 s and 40 s) and ``count`` running tasks of both.
+
+    Each task is created up to ``oldest`` seconds ago with a random lower bound, then
+    ``shape(job, index, age)`` sets what a test varies.
+    """
     kinds = [kind_of("text2video", {}), kind_of("image2video", {})]
     for kind, median in zip(kinds, (100.0, 40.0), strict=True):
         for _ in range(20):
             watch.planner.observe(kind, median * math.exp(rng.gauss(0.0, 0.25)))
     now = time.monotonic()
     jobs = []
-    for i in range(30):
+    for i in range(count):
         job = running_job(f"j{i}", "text2video" if i % 2 else "image2video")
         job.kind = kinds[i % 2]
-        job.created_at = now - rng.uniform(1.0, 200.0)
+        job.created_at = now - rng.uniform(1.0, oldest)
         job.lower = rng.uniform(0.0, now - job.created_at)
-        job.probe_lower = rng.uniform(0.0, now - job.created_at) if i % 3 == 0 else 0.0
-        job.slots = 1 + i % 2
-        job.callbacks = i % 7 == 0
+        shape(job, i, now - job.created_at)
         watch.running.add(job)
         jobs.append(job)
+    return kinds, jobs, now
+
+
+def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None:
+    """The prober's fast sum agrees with the planner's per-task figure, caches included."""
+    watch, _ = make_watch()
+    rng = random.Random(3)
+
+    def shape(job: Job, i: int, age: float) -> None:
+        job.probe_lower = rng.uniform(0.0, age) if i % 3 == 0 else 0.0
+        job.slots = 1 + i % 2
+        job.callbacks = i % 7 == 0
+
+    kinds, jobs, now = two_kinds_running(watch, rng, 30, 200.0, shape)
 
     def reference(at: float) -> tuple[float, float]:
         expected = rate = 0.0
@@ -350,22 +371,12 @@ def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None
 def test_likeliest_ended_is_the_task_with_the_highest_ended_probability() -> None:
     """The landing poll's pick agrees with the planner's per-task figure, caches included."""
     watch, _ = make_watch()
-    rng = random.Random(5)
-    kinds = [kind_of("text2video", {}), kind_of("image2video", {})]
-    for kind, median in zip(kinds, (100.0, 40.0), strict=True):
-        for _ in range(20):
-            watch.planner.observe(kind, median * math.exp(rng.gauss(0.0, 0.25)))
-    now = time.monotonic()
-    jobs = []
-    for i in range(40):
-        job = running_job(f"j{i}", "text2video" if i % 2 else "image2video")
-        job.kind = kinds[i % 2]
-        job.created_at = now - rng.uniform(1.0, 120.0)
-        job.lower = rng.uniform(0.0, now - job.created_at)
-        job.probe_lower = now - job.created_at  # the credit bound is not evidence: ignored
+
+    def shape(job: Job, i: int, age: float) -> None:
+        job.probe_lower = age  # the credit bound is not evidence: ignored
         job.callbacks = i % 9 == 0
-        watch.running.add(job)
-        jobs.append(job)
+
+    _, jobs, now = two_kinds_running(watch, random.Random(5), 40, 120.0, shape)
 
     def reference(at: float) -> Job:
         def chance(job: Job) -> float:
