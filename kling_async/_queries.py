@@ -101,6 +101,7 @@ class QueryMethods:
         external_task_ids: Sequence[str] = (),
         endpoint: str | Endpoint = "turbo-text2video",
         limiter: RateLimiter | None = None,
+        skip_unreadable: bool = False,
     ) -> list[Task]:
         """Query many turbo tasks at once (``GET tasks``).
 
@@ -113,6 +114,9 @@ class QueryMethods:
             external_task_ids: External ids.
             endpoint: Turbo family to label the tasks with.
             limiter: A request-rate limiter to share with other calls.
+            skip_unreadable: Leave out a task object of the wrong shape (logged
+                once a session) instead of failing the whole answer; its task is
+                then absent, as an unknown id is.
 
         Returns:
             The tasks the server knows, each once; unknown ids are simply absent.
@@ -131,7 +135,11 @@ class QueryMethods:
         if not task_ids and not external_task_ids:
             raise ValueError("pass at least one task id or external task id")
         return await self._reader.get_many(
-            ep, task_ids=task_ids, external_task_ids=external_task_ids, limiter=limiter
+            ep,
+            task_ids=task_ids,
+            external_task_ids=external_task_ids,
+            limiter=limiter,
+            skip_unreadable=skip_unreadable,
         )
 
     async def list_tasks(
@@ -141,6 +149,7 @@ class QueryMethods:
         page: int = 1,
         page_size: int = 500,
         limiter: RateLimiter | None = None,
+        skip_unreadable: bool = False,
     ) -> list[Task]:
         """List a family's recent tasks of the account, newest first (Kling's own API).
 
@@ -154,6 +163,9 @@ class QueryMethods:
             page: Page number, 1 to 1000.
             page_size: Tasks per page, 1 to 500.
             limiter: A request-rate limiter to share with other calls.
+            skip_unreadable: Leave out a task object of the wrong shape (logged
+                once a session) instead of failing the whole page: the list
+                holds tasks other programs made too.
 
         Returns:
             The tasks of that page (an empty list past the last one).
@@ -168,7 +180,11 @@ class QueryMethods:
         """
         self._sender.check_open()
         return await self._reader.list_tasks(
-            endpoint_for(endpoint), page=page, page_size=page_size, limiter=limiter
+            endpoint_for(endpoint),
+            page=page,
+            page_size=page_size,
+            limiter=limiter,
+            skip_unreadable=skip_unreadable,
         )
 
     async def refresh(self, task: Task, *, limiter: RateLimiter | None = None) -> Task:

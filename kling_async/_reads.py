@@ -16,8 +16,9 @@ no family for ids this session has seen.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -45,6 +46,8 @@ from ._send import Call, Sender
 from ._slots import SlotPool
 from ._task import FaceSession, Task
 from ._validation import validate_payload
+
+logger = logging.getLogger("kling_async")
 
 __all__ = ["Reader", "id_queries", "identify_face", "list_query"]
 
@@ -75,6 +78,8 @@ class Reader:
         self.roots = dict(roots)
         self.slots = slots
         self._known: dict[str, str] = {}
+        #: Task objects of multi-task answers left out for their shape.
+        self.skipped = 0
 
     def __repr__(self) -> str:
         return f"Reader({self.backend.name}, {len(self._known)} known ids)"
@@ -313,6 +318,7 @@ class Reader:
         task_ids: Sequence[str],
         external_task_ids: Sequence[str],
         limiter: RateLimiter | None,
+        skip_unreadable: bool = False,
     ) -> list[Task]:
         """The backend's multi-task query (``GET tasks``), as many requests as it needs.
 
@@ -325,6 +331,8 @@ class Reader:
             task_ids: Task ids.
             external_task_ids: External ids.
             limiter: A caller's request-rate limiter.
+            skip_unreadable: Leave out task objects of the wrong shape instead
+                of failing the whole answer.
 
         Returns:
             The tasks the server knows, each once, in answer order.
@@ -341,18 +349,28 @@ class Reader:
                 api_key_only=backend.tasks_api_key_only,
             )
             answer = await self.sender.read(call, limiter=limiter)
-            for task in self._items(ep, answer):
+            for task in self._items(ep, answer, skip_unreadable):
                 found.setdefault(task.id, task)
         return list(found.values())
 
-    def _items(self, ep: Endpoint, answer: Answer) -> list[Task]:
-        """The tasks of a list answer (a lone object counts as a list of one)."""
-        data = answer.data
-        items = data if isinstance(data, list) else [data] if isinstance(data, Mapping) else []
-        return [self.parse(ep, item, answer.request_id) for item in items]
+    def _items(self, ep: Endpoint, answer: Answer, skip_unreadable: bool) -> list[Task]:
+        """The tasks of a multi-task answer; see :func:`_tasks_in`."""
+        tasks, skipped = _tasks_in(answer, lambda item: self.parse(ep, item, answer.request_id))
+        if skipped and not skip_unreadable:
+            raise skipped[0]
+        if skipped and not self.skipped:
+            logger.warning("a multi-task answer held a task object of an unexpected shape; skipped")
+        self.skipped += len(skipped)
+        return tasks
 
     async def list_tasks(
-        self, ep: Endpoint, *, page: int, page_size: int, limiter: RateLimiter | None
+        self,
+        ep: Endpoint,
+        *,
+        page: int,
+        page_size: int,
+        limiter: RateLimiter | None,
+        skip_unreadable: bool = False,
     ) -> list[Task]:
         """One page of a family's recent tasks, newest first (Kling's list query).
 
@@ -361,6 +379,8 @@ class Reader:
             page: Page number, from 1.
             page_size: Tasks per page.
             limiter: A caller's request-rate limiter.
+            skip_unreadable: Leave out task objects of the wrong shape instead
+                of failing the whole page.
 
         Returns:
             The tasks of that page (fewer than ``page_size`` on the last one).
@@ -379,7 +399,7 @@ class Reader:
             phase="read",
             api_key_only=route.api_key_only,
         )
-        return self._items(ep, await self.sender.read(call, limiter=limiter))
+        return self._items(ep, await self.sender.read(call, limiter=limiter), skip_unreadable)
 
     async def refresh(self, task: Task, limiter: RateLimiter | None) -> Task:
         """Query a task again by its id (or its external id when it has none yet).
@@ -436,6 +456,32 @@ class Reader:
         if task.failed and raise_on_failure:
             raise TaskFailedError(task)
         return task
+
+
+def _tasks_in(
+    answer: Answer, parse: Callable[[Any], Task]
+) -> tuple[list[Task], list[ResponseDecodeError]]:
+    """The tasks of a multi-task answer (a lone object counts as a list of one).
+
+    Args:
+        answer: The answer.
+        parse: Reads one task object.
+
+    Returns:
+        The tasks read, and the errors of the objects that are not tasks of the
+        documented shape (a list holds the account's other tasks too: a caller
+        may leave those out rather than lose the page).
+    """
+    data = answer.data
+    items = data if isinstance(data, list) else [data] if isinstance(data, Mapping) else []
+    tasks: list[Task] = []
+    errors: list[ResponseDecodeError] = []
+    for item in items:
+        try:
+            tasks.append(parse(item))
+        except ResponseDecodeError as exc:
+            errors.append(exc)
+    return tasks, errors
 
 
 def id_queries(

@@ -6,18 +6,27 @@ import random
 import time
 
 import anyio
+import pytest
 
 from kling_async import Task, TaskStatus, TextToVideoRequest
 from kling_async._backends import GATEWAY, KLING
 from kling_async._config import ClientConfig, PollPolicy, RetryPolicy
 from kling_async._endpoints import Endpoint, endpoint_for
+from kling_async._envelope import Answer
+from kling_async._errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    ResponseDecodeError,
+    ServerError,
+)
 from kling_async._ratelimit import RateLimiter
 from kling_async._schedule import kind_of
 from kling_async.batch import NotStartedError
 from kling_async.batch._job import Job, Phase
 from kling_async.batch._lanes import PollQueue
 from kling_async.batch._pacing import Pacing
-from kling_async.batch._poller import Poller, PollItem
+from kling_async.batch._poller import _MAX_GARBLED_PAGES, Poller, PollItem
 from kling_async.batch._ports import NullJournal
 from kling_async.batch._results import Results
 from kling_async.batch._wake import Wake
@@ -61,6 +70,7 @@ class ListingSession:
         page: int = 1,
         page_size: int = 500,
         limiter: RateLimiter | None = None,
+        skip_unreadable: bool = False,
     ) -> list[Task]:
         self.list_calls.append((endpoint_for(endpoint).name, page, page_size))
         other = Task(id="someone-else", endpoint="text2video", status=TaskStatus.SUCCEED)
@@ -215,3 +225,188 @@ async def test_forty_videos_on_kling_cost_at_most_two_and_a_half_status_requests
     assert stats["list_queries"] > 0
     status_requests = stats["queries"] + stats["list_queries"] + stats["batch_queries"]
     assert status_requests / 40 <= 2.5, stats
+
+
+class FailingListSession(ListingSession):
+    """Kling's backend whose list query always fails with ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(set())
+        self.error = error
+
+    async def list_tasks(self, endpoint: str | Endpoint, **_: object) -> list[Task]:
+        self.list_calls.append((endpoint_for(endpoint).name, 1, 500))
+        raise self.error
+
+
+class RetryingWatcher(RecordingWatcher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.retried: list[str] = []
+
+    def retry_at(self, job: Job, due: float) -> None:
+        assert job.task is not None
+        self.retried.append(job.task.id)
+
+
+def poller_for(session: object, queue: PollQueue, watcher: RecordingWatcher) -> Poller:
+    return Poller(
+        session=session,  # type: ignore[arg-type]
+        polls=queue,
+        wake=Wake(),
+        poll=PollPolicy(),
+        pacing=pacing(),
+        watcher=watcher,
+        results=Results(on_event=None, fail_fast=False, halt=halt),
+        halt=lambda exc, reason: (_ for _ in ()).throw(AssertionError(f"halted: {reason}")),
+    )
+
+
+async def send_one(poller: Poller, item: PollItem) -> None:
+    send, receive = anyio.create_memory_object_stream[PollItem](1)
+    with send:
+        send.send_nowait(item)
+    with anyio.fail_after(GUARD):
+        await poller.worker(receive)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NotFoundError("route not found", http_status=404, code=1202),  # halts a single query
+        NotFoundError("no such page", http_status=404, code=1203),
+        InvalidRequestError("pageSize too large", http_status=400, code=1201),
+        AuthenticationError("key not allowed here", http_status=401, code=1000),
+    ],
+    ids=["route", "not-found", "refused", "auth"],
+)
+async def test_a_refused_list_query_sends_its_family_back_to_single_queries(
+    error: BaseException, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A list query refused in any way fails no task and halts nothing: single queries take over.
+
+    Before, a 404 route code on the list halted the whole batch, and any other
+    refusal gave every task of the page up.
+    """
+    queue = PollQueue(20, listed=frozenset({"text2video"}), list_page_size=500)
+    watcher = RetryingWatcher()
+    poller = poller_for(FailingListSession(error), queue, watcher)
+    a, b, later = running_job("a"), running_job("b"), running_job("later")
+    queue.schedule(later, time.monotonic() + 100.0)
+    await send_one(poller, ("list:text2video", [a, b]))
+    assert queue.listed == frozenset()
+    assert sorted(watcher.retried) == ["t-a", "t-b", "t-later"]  # the lane's waiting job too
+    assert [job.poll_errors + job.not_found for job in (a, b, later)] == [0, 0, 0]
+    assert "queried one by one" in caplog.text
+    assert "1202" not in caplog.text
+    assert "route not found" not in caplog.text
+    for job in (a, b, later):
+        queue.schedule(job, 0.0)
+    assert [lane for lane, _ in queue.take_due(1.0)] == ["", "", ""]
+
+
+async def test_a_list_query_failing_for_the_moment_is_retried_as_a_list() -> None:
+    """A 5xx on the list is each task's retry (with backoff); the family stays listed."""
+    queue = PollQueue(20, listed=frozenset({"text2video"}), list_page_size=500)
+    watcher = RetryingWatcher()
+    poller = poller_for(
+        FailingListSession(ServerError("busy", http_status=500, code=5000)), queue, watcher
+    )
+    jobs = [running_job("a"), running_job("b")]
+    for _ in range(2 * _MAX_GARBLED_PAGES):
+        await send_one(poller, ("list:text2video", jobs))
+    assert queue.listed == frozenset({"text2video"})
+    assert [job.poll_errors for job in jobs] == [2 * _MAX_GARBLED_PAGES] * 2
+
+
+async def test_garbled_list_answers_in_a_row_end_the_list_query() -> None:
+    """Undecodable pages are retried as pages, until enough in a row end the listing."""
+    queue = PollQueue(20, listed=frozenset({"text2video"}), list_page_size=500)
+    watcher = RetryingWatcher()
+    session = FailingListSession(ResponseDecodeError("not JSON", http_status=200))
+    poller = poller_for(session, queue, watcher)
+    job = running_job("a")
+    for _ in range(_MAX_GARBLED_PAGES - 1):
+        await send_one(poller, ("list:text2video", [job]))
+        assert queue.listed == frozenset({"text2video"})
+    assert job.poll_errors == _MAX_GARBLED_PAGES - 1
+    await send_one(poller, ("list:text2video", [job]))
+    assert queue.listed == frozenset()
+    assert job.poll_errors == _MAX_GARBLED_PAGES - 1  # the last one failed the list, not the task
+
+
+class RefusingBatchSession(ListingSession):
+    """A batch query refused past ``cap`` ids (a gateway with a smaller cap than ours)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(set())
+        self.cap = cap
+        self.sizes: list[int] = []
+
+    async def get_many(self, *, task_ids: list[str], **_: object) -> list[Task]:
+        self.sizes.append(len(task_ids))
+        if len(task_ids) > self.cap:
+            raise InvalidRequestError("too many ids", http_status=400, code=1201)
+        return [
+            Task(id=t, endpoint="turbo-text2video", status=TaskStatus.PROCESSING) for t in task_ids
+        ]
+
+
+async def test_a_refused_batch_query_halves_the_ids_per_query_and_fails_no_task() -> None:
+    """Refused at 20 ids by a gateway that takes 6: 10, then 5; no task given up on the way."""
+    queue = PollQueue(20)
+    watcher = RetryingWatcher()
+    session = RefusingBatchSession(cap=6)
+    poller = poller_for(session, queue, watcher)
+    jobs = [running_job(f"j{i}", "turbo-text2video") for i in range(20)]
+    pending = list(jobs)
+    with anyio.fail_after(GUARD):
+        while pending:
+            for job in pending:
+                queue.schedule(job, 0.0)
+            watcher.retried.clear()
+            for item in queue.take_due(1.0):
+                await send_one(poller, item)
+            pending = [job for job in jobs if job.task and job.task.id in watcher.retried]
+    assert session.sizes[:3] == [20, 10, 10]
+    assert queue.ids_per_query == 5
+    assert sorted(watcher.answered) == sorted(f"t-j{i}" for i in range(20))
+    assert all(job.poll_errors == 0 for job in jobs)
+
+
+async def test_a_list_page_with_odd_task_objects_still_answers_the_rest() -> None:
+    """Other programs' tasks of an unexpected shape on the page hide none of ours."""
+    config = FakeConfig(time_scale=0.002, max_running=10, seed=3)
+    async with run_fake_gateway(config) as fake, fake.session(backend="kling") as session:
+        task = await session.create(TextToVideoRequest(prompt="one"))
+        answer = Answer(
+            data=[
+                {"task_status": "processing", "task_result": {}},
+                "not an object",
+                {"task_id": task.id, "task_status": "processing", "created_at": 1},
+            ]
+        )
+        reader = session._reader
+        with pytest.raises(ResponseDecodeError):
+            reader._items(endpoint_for("text2video"), answer, False)
+        tasks = reader._items(endpoint_for("text2video"), answer, True)
+        assert [t.id for t in tasks] == [task.id]
+        assert reader.skipped == 2
+
+
+async def test_a_batch_on_kling_whose_list_answers_are_spoiled_still_ends_every_job() -> None:
+    """Every list page garbled: after three, single queries watch; every job created once."""
+    jobs = [(f"v{i}", TextToVideoRequest(prompt=f"clip {i}")) for i in range(12)]
+    config = FakeConfig(time_scale=0.002, max_running=4, seed=11)
+    async with run_fake_gateway(config) as fake:
+        fake.inject("non_json", count=10_000, on="list")
+        async with fake.session(backend="kling") as session:
+            with anyio.fail_after(GUARD):
+                async with session.batch(max_running=4) as batch:
+                    batch.submit_all(jobs)
+                    results = [result async for result in batch]
+        stats = fake.stats()
+    assert [r.ok for r in results] == [True] * 12
+    assert stats["creates"] == 12
+    # Each garbled page is sent up to max_attempts times by the session's own retries.
+    assert 0 < stats["list_queries"] <= _MAX_GARBLED_PAGES * RetryPolicy().max_attempts

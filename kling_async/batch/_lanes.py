@@ -123,6 +123,20 @@ class PollQueue:
         job.due = due
         heapq.heappush(heap, (due, next(self._seq), job.gen, job))
 
+    def unlist(self, family: str) -> list[Job]:
+        """Stop watching ``family`` by list query: its tasks go back to single queries.
+
+        Args:
+            family: A listed family's name.
+
+        Returns:
+            The running jobs its list lane held (their polls are dropped: the
+            caller plans them again).
+        """
+        self.listed = self.listed - {family}
+        heap = self._heaps.pop(LIST_LANE_PREFIX + family, [])
+        return [entry[3] for entry in heap if self._live(entry)]
+
     def _snap(self, heap: list[_Entry], due: float, latest: float) -> float:
         """The earliest live poll of ``heap`` in ``[due, latest]``, else ``due``."""
         best = due

@@ -12,6 +12,13 @@ refusal, gives the task up (it stays journaled, so a re-run follows it again);
 anything else is retried with backoff. An exception that is not the SDK's own (a
 bug, or an answer no parser expected) is retried a bounded number of times, then
 the task is given up: it never escapes into the task group.
+
+A list or batch query is a saving, never a condition for the tasks it covers: a
+task object of the wrong shape in its answer is left out (that task is then
+queried as a missing one), and when the query itself is refused (its route
+missing, its size too large, its key not allowed) or its answers stay garbled, the
+family goes back to single queries (a batch query, the only query of a turbo task,
+carries fewer ids instead). Only a single query's failure speaks for its task.
 """
 
 from __future__ import annotations
@@ -26,7 +33,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._classify import Verdict, classify
 from .._config import PollPolicy
 from .._endpoints import Endpoint, endpoint_for
-from .._errors import KlingError, NotFoundError, WaitTimeoutError
+from .._errors import (
+    KlingError,
+    NotFoundError,
+    ProtocolError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
 from .._task import Task
 from ._job import Job, Phase
 from ._lanes import PollQueue, listed_family
@@ -44,6 +58,8 @@ logger = logging.getLogger("kling_async")
 _MAX_NOT_FOUND = 20
 #: Unexpected failures (not an SDK error) of one task's queries before it is given up.
 _MAX_UNEXPECTED = 20
+#: Garbled answers in a row before a family's list query is given up.
+_MAX_GARBLED_PAGES = 3
 
 PollItem = tuple[str, list[Job]]
 
@@ -113,6 +129,7 @@ class Poller:
         self.status_requests = 0
         #: List queries sent (part of ``status_requests``).
         self.list_requests = 0
+        self._garbled: dict[str, int] = {}  # garbled list answers in a row, by family
 
     async def loop(self, out: MemoryObjectSendStream[PollItem]) -> None:
         """Hand due polls to the poll workers, in time order.
@@ -172,9 +189,15 @@ class Poller:
         ids = [job.task.id for job in jobs if job.task is not None]
         try:
             tasks = await self._session.get_many(
-                task_ids=ids, endpoint=endpoint, limiter=self._pacing.limiter
+                task_ids=ids,
+                endpoint=endpoint,
+                limiter=self._pacing.limiter,
+                skip_unreadable=True,
             )
         except Exception as exc:  # one query's failure stays its tasks'
+            if len(jobs) > 1 and classify(exc, phase="read") is Verdict.REFUSED:
+                self._shrink_batch(jobs, exc)
+                return
             for job in jobs:
                 self._failed(job, exc)
             return
@@ -203,11 +226,12 @@ class Poller:
                 page=1,
                 page_size=self._polls.list_page_size,
                 limiter=self._pacing.limiter,
+                skip_unreadable=True,
             )
-        except Exception as exc:  # one query's failure stays its tasks'
-            for job in jobs:
-                self._failed(job, exc)
+        except Exception as exc:  # the query's failure, not its tasks'
+            self._list_failed(endpoint.name, jobs, exc)
             return
+        self._garbled.pop(endpoint.name, None)
         found = {task.id: task for task in listed}
         missed: list[Job] = []
         for job in jobs:
@@ -220,6 +244,53 @@ class Poller:
         for job in missed:
             if job.phase is Phase.RUNNING:
                 await self._poll_one(job)
+
+    def _list_failed(self, family: str, jobs: list[Job], exc: BaseException) -> None:
+        """A list query failed: retry its tasks, or watch the family by single queries.
+
+        A failure of the moment (the network, a 5xx, a rate limit) is retried as
+        each task's, with backoff. A refusal of any kind (4xx, a wrong route or
+        key for this query) or :data:`_MAX_GARBLED_PAGES` answers in a row that
+        are not as documented (undecodable, an unknown code) say the gateway does
+        not list as documented: its tasks are queried one by one from now on,
+        starting at once.
+        """
+        verdict = classify(exc, phase="read")
+        moment = verdict is Verdict.RATE_LIMITED or isinstance(exc, ServerError)
+        moment = moment or (isinstance(exc, TransportError) and not isinstance(exc, ProtocolError))
+        if not moment and verdict is Verdict.RETRY:  # an answer not as documented
+            garbled = self._garbled[family] = self._garbled.get(family, 0) + 1
+            moment = garbled < _MAX_GARBLED_PAGES
+        if moment:
+            for job in jobs:
+                self._failed(job, exc)
+            return
+        self._garbled.pop(family, None)
+        logger.warning(
+            "the list query of %s failed (%s); its tasks are queried one by one",
+            family,
+            type(exc).__name__,
+        )
+        now = time.monotonic()
+        for job in dict.fromkeys([*jobs, *self._polls.unlist(family)]):
+            if job.phase is Phase.RUNNING:
+                self._watcher.retry_at(job, now)
+
+    def _shrink_batch(self, jobs: list[Job], exc: BaseException) -> None:
+        """A batch query of several ids was refused: later ones carry half as many."""
+        size = max(1, len(jobs) // 2)
+        if size < self._polls.ids_per_query:
+            self._polls.ids_per_query = size
+            logger.warning(
+                "a batch query of %d task ids was refused (%s); queries now carry at most %d",
+                len(jobs),
+                type(exc).__name__,
+                size,
+            )
+        now = time.monotonic()
+        for job in jobs:
+            if job.phase is Phase.RUNNING:
+                self._watcher.retry_at(job, now)
 
     def _failed(self, job: Job, exc: BaseException) -> None:
         if job.phase is not Phase.RUNNING:

@@ -91,6 +91,7 @@ class SessionPort(Protocol):
         external_task_ids: Sequence[str] = ...,
         endpoint: str | Endpoint = ...,
         limiter: RateLimiter | None = ...,
+        skip_unreadable: bool = ...,
     ) -> list[Task]:
         """Query many turbo tasks in one request."""
         ...
@@ -102,6 +103,7 @@ class SessionPort(Protocol):
         page: int = ...,
         page_size: int = ...,
         limiter: RateLimiter | None = ...,
+        skip_unreadable: bool = ...,
     ) -> list[Task]:
         """One page of a family's recent tasks, newest first (Kling's own API only)."""
         ...
