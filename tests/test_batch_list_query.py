@@ -143,6 +143,27 @@ def watch_for(session: object, ids_per_query: int = 100) -> Watch:
     )
 
 
+def poller_for(session: object, queue: PollQueue, watcher: RecordingWatcher) -> Poller:
+    return Poller(
+        session=session,  # type: ignore[arg-type]
+        polls=queue,
+        wake=Wake(),
+        poll=PollPolicy(),
+        pacing=pacing(),
+        watcher=watcher,
+        results=Results(on_event=None, fail_fast=False, halt=halt),
+        halt=lambda exc, reason: (_ for _ in ()).throw(AssertionError(f"halted: {reason}")),
+    )
+
+
+async def send_one(poller: Poller, item: PollItem) -> None:
+    send, receive = anyio.create_memory_object_stream[PollItem](1)
+    with send:
+        send.send_nowait(item)
+    with anyio.fail_after(GUARD):
+        await poller.worker(receive)
+
+
 def test_classic_tasks_of_a_listed_family_share_one_list_lane() -> None:
     """Due classic tasks of a listed family go out together; others stay single."""
     queue = PollQueue(10, listed=frozenset({"text2video"}), list_page_size=500)
@@ -178,21 +199,9 @@ async def test_one_list_query_answers_the_tasks_it_shows_and_singles_the_rest() 
     session = ListingSession({"t-a", "t-b"})
     watcher = RecordingWatcher()
     queue = PollQueue(20, listed=frozenset({"text2video"}), list_page_size=500)
-    poller = Poller(
-        session=session,  # type: ignore[arg-type]
-        polls=queue,
-        wake=Wake(),
-        poll=PollPolicy(),
-        pacing=pacing(),
-        watcher=watcher,
-        results=Results(on_event=None, fail_fast=False, halt=halt),
-    )
+    poller = poller_for(session, queue, watcher)
     jobs = [running_job("a"), running_job("b"), running_job("c")]
-    send, receive = anyio.create_memory_object_stream[PollItem](1)
-    with send:
-        send.send_nowait(("list:text2video", jobs))
-    with anyio.fail_after(GUARD):
-        await poller.worker(receive)
+    await send_one(poller, ("list:text2video", jobs))
     assert session.list_calls == [("text2video", 1, 500)]
     assert session.single_calls == ["t-c"]
     assert sorted(watcher.answered) == ["t-a", "t-b", "t-c"]
@@ -247,27 +256,6 @@ class RetryingWatcher(RecordingWatcher):
     def retry_at(self, job: Job, due: float) -> None:
         assert job.task is not None
         self.retried.append(job.task.id)
-
-
-def poller_for(session: object, queue: PollQueue, watcher: RecordingWatcher) -> Poller:
-    return Poller(
-        session=session,  # type: ignore[arg-type]
-        polls=queue,
-        wake=Wake(),
-        poll=PollPolicy(),
-        pacing=pacing(),
-        watcher=watcher,
-        results=Results(on_event=None, fail_fast=False, halt=halt),
-        halt=lambda exc, reason: (_ for _ in ()).throw(AssertionError(f"halted: {reason}")),
-    )
-
-
-async def send_one(poller: Poller, item: PollItem) -> None:
-    send, receive = anyio.create_memory_object_stream[PollItem](1)
-    with send:
-        send.send_nowait(item)
-    with anyio.fail_after(GUARD):
-        await poller.worker(receive)
 
 
 @pytest.mark.parametrize(
