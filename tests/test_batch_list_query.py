@@ -26,7 +26,7 @@ from kling_async.batch import NotStartedError
 from kling_async.batch._job import Job, Phase
 from kling_async.batch._lanes import PollQueue
 from kling_async.batch._pacing import Pacing
-from kling_async.batch._poller import _MAX_GARBLED_PAGES, Poller, PollItem
+from kling_async.batch._poller import _MAX_BLIND_PAGES, _MAX_GARBLED_PAGES, Poller, PollItem
 from kling_async.batch._ports import NullJournal
 from kling_async.batch._results import Results
 from kling_async.batch._wake import Wake
@@ -398,3 +398,53 @@ async def test_a_batch_on_kling_whose_list_answers_are_spoiled_still_ends_every_
     assert stats["creates"] == 12
     # Each garbled page is sent up to max_attempts times by the session's own retries.
     assert 0 < stats["list_queries"] <= _MAX_GARBLED_PAGES * RetryPolicy().max_attempts
+
+
+async def test_pages_missing_most_tasks_answered_before_end_the_list_query(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A page that keeps missing tasks it (or a query) showed before: singles take over.
+
+    A task never answered yet (inside the lookup lag) does not count: a page may
+    rightly miss it.
+    """
+    queue = PollQueue(20, listed=frozenset({"text2video"}), list_page_size=500)
+    watcher = RetryingWatcher()
+    session = ListingSession({"t-a"})  # shows a, never b or c
+    poller = poller_for(session, queue, watcher)
+    a, b, c, new = running_job("a"), running_job("b"), running_job("c"), running_job("new")
+    for job in (a, b, c):
+        job.polls = 1
+    for _ in range(_MAX_BLIND_PAGES + 2):
+        await send_one(poller, ("list:text2video", [a, new]))  # new is missed: not blind
+    assert queue.listed == frozenset({"text2video"})
+    for _ in range(_MAX_BLIND_PAGES - 1):
+        await send_one(poller, ("list:text2video", [a, b, c]))
+    assert queue.listed == frozenset({"text2video"})
+    await send_one(poller, ("list:text2video", [a, b, c]))
+    assert queue.listed == frozenset()
+    assert "shows too few" in caplog.text
+    assert session.single_calls.count("t-b") == _MAX_BLIND_PAGES  # missed ones still answered
+
+
+async def test_a_batch_on_kling_whose_list_pages_are_cut_short_still_ends_every_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that caps pages below the size asked: the batch stops listing, loses nothing."""
+    jobs = [(f"v{i}", TextToVideoRequest(prompt=f"clip {i}")) for i in range(16)]
+    config = FakeConfig(time_scale=0.002, max_running=6, seed=5)
+    async with run_fake_gateway(config) as fake, fake.session(backend="kling") as session:
+        real = session.list_tasks
+
+        async def capped(*args: object, **kwargs: object) -> list[Task]:
+            return (await real(*args, **kwargs))[:1]  # type: ignore[arg-type]
+
+        session.list_tasks = capped  # type: ignore[method-assign]
+        with anyio.fail_after(GUARD):
+            async with session.batch(max_running=6) as batch:
+                batch.submit_all(jobs)
+                results = [result async for result in batch]
+        stats = fake.stats()
+    assert [r.ok for r in results] == [True] * 16
+    assert stats["creates"] == 16
+    assert "shows too few" in caplog.text

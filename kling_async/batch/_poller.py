@@ -16,8 +16,9 @@ the task is given up: it never escapes into the task group.
 A list or batch query is a saving, never a condition for the tasks it covers: a
 task object of the wrong shape in its answer is left out (that task is then
 queried as a missing one), and when the query itself is refused (its route
-missing, its size too large, its key not allowed) or its answers stay garbled, the
-family goes back to single queries (a batch query, the only query of a turbo task,
+missing, its size too large, its key not allowed), its answers stay garbled, or its
+pages keep missing most of the tasks seen before (a page shorter than asked, another
+order), the family goes back to single queries (a batch query, the only query of a turbo task,
 carries fewer ids instead). Only a single query's failure speaks for its task.
 """
 
@@ -60,6 +61,9 @@ _MAX_NOT_FOUND = 20
 _MAX_UNEXPECTED = 20
 #: Garbled answers in a row before a family's list query is given up.
 _MAX_GARBLED_PAGES = 3
+#: Pages in a row missing most of the tasks answered before (a page capped below the
+#: size asked, or another order) before a family's list query is given up.
+_MAX_BLIND_PAGES = 3
 
 PollItem = tuple[str, list[Job]]
 
@@ -130,6 +134,7 @@ class Poller:
         #: List queries sent (part of ``status_requests``).
         self.list_requests = 0
         self._garbled: dict[str, int] = {}  # garbled list answers in a row, by family
+        self._blind: dict[str, int] = {}  # list pages in a row missing most known tasks
 
     async def loop(self, out: MemoryObjectSendStream[PollItem]) -> None:
         """Hand due polls to the poll workers, in time order.
@@ -215,8 +220,11 @@ class Poller:
 
         The page holds other tasks too (the account's, newest first) and may miss
         the newest (lookup lag) and the oldest (past the page): those jobs are
-        queried one by one. A failed list query is each job's failure.
+        queried one by one. A failed list query is decided by :meth:`_list_failed`;
+        pages that miss most tasks answered before, :data:`_MAX_BLIND_PAGES` in a
+        row, show the family is better watched by single queries.
         """
+        family = endpoint.name
         sent = time.monotonic()
         self.status_requests += 1
         self.list_requests += 1
@@ -229,18 +237,27 @@ class Poller:
                 skip_unreadable=True,
             )
         except Exception as exc:  # the query's failure, not its tasks'
-            self._list_failed(endpoint.name, jobs, exc)
+            self._list_failed(family, jobs, exc)
             return
-        self._garbled.pop(endpoint.name, None)
+        self._garbled.pop(family, None)
         found = {task.id: task for task in listed}
         missed: list[Job] = []
+        known = lost = 0  # jobs answered before, and those of them the page misses
         for job in jobs:
             assert job.task is not None  # noqa: S101
+            known += job.polls > 0
             task = found.get(job.task.id)
             if task is None:
                 missed.append(job)
+                lost += job.polls > 0
             else:
                 self._answered(job, task, sent)
+        if known and 2 * lost > known:
+            blind = self._blind[family] = self._blind.get(family, 0) + 1
+            if blind >= _MAX_BLIND_PAGES:
+                self._unlist(family, "shows too few of the batch's tasks", [])
+        else:
+            self._blind.pop(family, None)
         for job in missed:
             if job.phase is Phase.RUNNING:
                 await self._poll_one(job)
@@ -265,16 +282,19 @@ class Poller:
             for job in jobs:
                 self._failed(job, exc)
             return
+        self._unlist(family, f"failed ({type(exc).__name__})", jobs)
+
+    def _unlist(self, family: str, why: str, jobs: list[Job]) -> None:
+        """Watch ``family`` by single queries from now on: ``jobs`` at once, the rest as planned."""
         self._garbled.pop(family, None)
-        logger.warning(
-            "the list query of %s failed (%s); its tasks are queried one by one",
-            family,
-            type(exc).__name__,
-        )
+        self._blind.pop(family, None)
+        logger.warning("the list query of %s %s; its tasks are queried one by one", family, why)
         now = time.monotonic()
-        for job in dict.fromkeys([*jobs, *self._polls.unlist(family)]):
+        planned = {job: job.due for job in self._polls.unlist(family)}
+        planned.update(dict.fromkeys(jobs, now))
+        for job, due in planned.items():
             if job.phase is Phase.RUNNING:
-                self._watcher.retry_at(job, now)
+                self._watcher.retry_at(job, due)
 
     def _shrink_batch(self, jobs: list[Job], exc: BaseException) -> None:
         """A batch query of several ids was refused: later ones carry half as many."""
