@@ -121,6 +121,23 @@ def test_throttle_indicator_is_gone_once_every_job_is_done() -> None:
     assert "throttled 1" in reporter.plain_line()
 
 
+def test_full_slots_are_not_throttling_once_no_job_waits() -> None:
+    """A 1303 holds back only queued jobs: with none left it is not 'throttled now'; a 1302 is."""
+    clock = Clock()
+    reporter = ProgressReporter(2, mode="off", clock=clock)
+    busy = ConcurrencyLimitedError("busy", http_status=429, code=1303)
+    reporter.on_event(event(EventKind.THROTTLED, "a", clock.now, busy))
+    assert "throttled now (1303 slots full)" in reporter.plain_line()
+    reporter.set_state("a", "processing")
+    reporter.set_state("b", "processing")
+    assert "throttled now" not in reporter.plain_line()
+    assert "throttled 1" in reporter.plain_line()
+    slow = RateLimitedError("slow down", http_status=429, code=1302)
+    reporter.on_event(event(EventKind.THROTTLED, "b", clock.now, slow))
+    reporter.set_state("b", "processing")
+    assert "throttled now (1302 request rate)" in reporter.plain_line()
+
+
 async def test_plain_lines_carry_no_control_characters() -> None:
     """Notes and titles with escapes or line breaks come out as one clean line each."""
     stream = io.StringIO()

@@ -371,6 +371,10 @@ class ProgressReporter:
         codes = self.throttling()
         if not codes or (self.total and self.done >= self.total):  # over: nothing waits
             return ""
+        if not self.counts["queued"]:  # full slots hold back only jobs still waiting
+            codes = [code for code in codes if code != 1303]
+            if not codes:
+                return ""
         what = ", ".join(f"{c} {_THROTTLE_MEANING[c]}" for c in codes)
         return f"throttled now ({what})"
 
