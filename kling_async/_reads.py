@@ -439,15 +439,18 @@ class Reader:
             limiter: A caller's request-rate limiter.
 
         Returns:
-            The terminal task.
+            The terminal task ("succeeded" without any output is asked again
+            up to three times: a server may store the result a moment late).
 
         Raises:
             WaitTimeoutError: Still running at the deadline.
             TaskFailedError: Failed, and ``raise_on_failure``.
         """
         delays = poll_delays(policy)
+        early = 0  # "succeeded" answers without outputs: asked again, a few times
         with anyio.move_on_after(budget):
-            while not task.is_terminal:
+            while not task.is_terminal or (task.succeeded and not task.files and early < 3):
+                early += task.is_terminal
                 await anyio.sleep(next(delays))
                 task = await self.refresh(task, limiter)
         self.slots.observe(task)
@@ -461,16 +464,9 @@ class Reader:
 def _tasks_in(
     answer: Answer, parse: Callable[[Any], Task]
 ) -> tuple[list[Task], list[ResponseDecodeError]]:
-    """The tasks of a multi-task answer (a lone object counts as a list of one).
-
-    Args:
-        answer: The answer.
-        parse: Reads one task object.
-
-    Returns:
-        The tasks read, and the errors of the objects that are not tasks of the
-        documented shape (a list holds the account's other tasks too: a caller
-        may leave those out rather than lose the page).
+    """The tasks of a multi-task answer (a lone object counts as one), and the errors
+    of the objects that are not tasks of the documented shape (a caller may leave those
+    out rather than lose the page: a list holds other programs' tasks too).
     """
     data = answer.data
     items = data if isinstance(data, list) else [data] if isinstance(data, Mapping) else []

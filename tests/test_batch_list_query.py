@@ -22,11 +22,18 @@ from kling_async._errors import (
 )
 from kling_async._ratelimit import RateLimiter
 from kling_async._schedule import kind_of
+from kling_async._task import VideoOutput
 from kling_async.batch import NotStartedError
 from kling_async.batch._job import Job, Phase
 from kling_async.batch._lanes import PollQueue
 from kling_async.batch._pacing import Pacing
-from kling_async.batch._poller import _MAX_BLIND_PAGES, _MAX_GARBLED_PAGES, Poller, PollItem
+from kling_async.batch._poller import (
+    _EMPTY_SUCCESS_CHECKS,
+    _MAX_BLIND_PAGES,
+    _MAX_GARBLED_PAGES,
+    Poller,
+    PollItem,
+)
 from kling_async.batch._ports import NullJournal
 from kling_async.batch._results import Results
 from kling_async.batch._wake import Wake
@@ -448,3 +455,60 @@ async def test_a_batch_on_kling_whose_list_pages_are_cut_short_still_ends_every_
     assert [r.ok for r in results] == [True] * 16
     assert stats["creates"] == 16
     assert "shows too few" in caplog.text
+
+
+class EarlySuccessSession(ListingSession):
+    """The list says 'succeed' before the result is stored; single queries carry the video."""
+
+    def __init__(self, empty_singles: int) -> None:
+        super().__init__(set())
+        self.empty_singles = empty_singles
+
+    async def list_tasks(self, endpoint: str | Endpoint, **_: object) -> list[Task]:
+        return [Task(id="t-a", endpoint="text2video", status=TaskStatus.SUCCEED)]
+
+    async def get(
+        self, endpoint: str | Endpoint, task_id: str | None = None, /, **_: object
+    ) -> Task:
+        assert task_id is not None
+        self.single_calls.append(task_id)
+        if len(self.single_calls) <= self.empty_singles:
+            return Task(id=task_id, endpoint="text2video", status=TaskStatus.SUCCEED)
+        video = VideoOutput(id="v", url="https://cdn.example/v.mp4")
+        return Task(id=task_id, endpoint="text2video", status=TaskStatus.SUCCEED, videos=(video,))
+
+
+async def test_a_success_without_outputs_is_asked_again_by_a_single_query() -> None:
+    """'Succeeded' with no output is not the end: a single query asks again, then it counts."""
+    queue = PollQueue(20, listed=frozenset({"text2video"}), list_page_size=500)
+    watcher = RetryingWatcher()
+    session = EarlySuccessSession(empty_singles=1)
+    poller = poller_for(session, queue, watcher)
+    job = running_job("a")
+    await send_one(poller, ("list:text2video", [job]))
+    assert watcher.answered == []
+    assert watcher.retried == ["t-a"]
+    queue.schedule(job, 0.0)
+    assert queue.take_due(1.0) == [("", [job])]  # the next look is a single query
+    await send_one(poller, ("", [job]))  # still empty: asked again
+    assert watcher.answered == []
+    await send_one(poller, ("", [job]))
+    assert watcher.answered == ["t-a"]
+    assert session.single_calls == ["t-a", "t-a"]
+    queue.schedule(job, 0.0)
+    assert queue.take_due(1.0) == [("list:text2video", [job])]  # back in its lane
+
+
+async def test_a_success_that_stays_empty_is_taken_after_a_few_checks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A task that keeps answering 'succeeded' with nothing is finished, with a warning."""
+    watcher = RetryingWatcher()
+    poller = poller_for(EarlySuccessSession(empty_singles=99), PollQueue(20), watcher)
+    job = running_job("a")
+    for _ in range(_EMPTY_SUCCESS_CHECKS):
+        await send_one(poller, ("", [job]))
+    assert watcher.answered == []
+    await send_one(poller, ("", [job]))
+    assert watcher.answered == ["t-a"]
+    assert "succeeded without any output" in caplog.text

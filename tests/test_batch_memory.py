@@ -12,6 +12,7 @@ import anyio.lowlevel
 
 from kling_async import ClientConfig, Task, TaskStatus, TextToVideoRequest
 from kling_async._ratelimit import RateLimiter
+from kling_async._task import VideoOutput
 from kling_async.batch import Batch
 from kling_async.batch._job import Job
 
@@ -61,6 +62,7 @@ class InstantGateway:
             raw_status="succeed",
             external_id=external_task_id,
             units=1.0,
+            videos=(VideoOutput(id="v", url="https://cdn.example/v.mp4"),),
             raw={"task_id": task_id, "task_status": "succeed"},
         )
 

@@ -465,6 +465,27 @@ async def test_wait_polls_until_terminal(gateway: Gateway, no_delays: None) -> N
     assert task.urls == ("http://x/v.mp4",)
 
 
+async def test_wait_asks_again_when_success_comes_before_its_outputs(
+    gateway: Gateway, no_delays: None
+) -> None:
+    """'succeed' with an empty result is asked again; a result that never comes is given up."""
+    url = T2V + "/t-1"
+    video = {"videos": [{"id": "v", "url": "http://x/v.mp4"}]}
+    gateway.get(url, payload=_envelope(_task("succeed", "t-1", task_result={})))
+    gateway.get(url, payload=_envelope(_task("succeed", "t-1")))
+    gateway.get(url, payload=_envelope(_task("succeed", "t-1", task_result=video)))
+    async with _session(gateway) as s:
+        created = session_module.parse_task("text2video", _task("submitted", "t-1"))
+        task = await s.wait(created)
+        assert task.urls == ("http://x/v.mp4",)
+        assert len(gateway.calls("GET")) == 3
+        gateway.get(url, payload=_envelope(_task("succeed", "t-1")), repeat=True)
+        task = await s.wait(created)
+    assert task.succeeded
+    assert task.urls == ()
+    assert len(gateway.calls("GET")) == 3 + 4  # the first answer and three more
+
+
 async def test_wait_raises_or_returns_failed_tasks(gateway: Gateway, no_delays: None) -> None:
     """A failed task raises TaskFailedError, or is returned when raise_on_failure=False."""
     url = T2V + "/t-1"

@@ -44,6 +44,7 @@ class Job:
         "create_rounds",
         "created_at",
         "due",
+        "empty_answers",
         "endpoint",
         "entry",
         "exists",
@@ -80,6 +81,7 @@ class Job:
         "task",
         "unclear_since",
         "unexpected",
+        "verify",
         "waiter",
     )
 
@@ -138,6 +140,8 @@ class Job:
         self.poll_errors = 0
         self.unexpected = 0
         self.postponed = False
+        self.empty_answers = 0  # "succeeded" answers that carried no output yet
+        self.verify = False  # next poll: a single query, whatever its lane
         self.due = 0.0
         self.clean = True  # its creation time is known: its life may be learned
         self.running_seen = False

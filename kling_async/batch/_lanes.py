@@ -69,12 +69,13 @@ class PollQueue:
 
         Returns:
             Its endpoint's name for turbo tasks, ``list:<family>`` for classic
-            tasks of a listed family, ``""`` for the rest.
+            tasks of a listed family (unless the job's next poll must be a single
+            query: ``job.verify``), ``""`` for the rest.
         """
         name = job.endpoint.name
         if job.endpoint.is_turbo:
             return name
-        return LIST_LANE_PREFIX + name if name in self.listed else ""
+        return LIST_LANE_PREFIX + name if name in self.listed and not job.verify else ""
 
     def listed_lane(self, job: Job) -> bool:
         """Whether the job is watched by its family's list query.

@@ -59,6 +59,11 @@ logger = logging.getLogger("kling_async")
 _MAX_NOT_FOUND = 20
 #: Unexpected failures (not an SDK error) of one task's queries before it is given up.
 _MAX_UNEXPECTED = 20
+#: "Succeeded" answers without outputs asked again before one is taken as it is.
+_EMPTY_SUCCESS_CHECKS = 3
+#: The first pause before asking again, as a share of the poll policy's interval
+#: (doubling each time: 1, 2 and 4 s with the default 5 s interval).
+_EMPTY_PAUSE = 0.2
 #: Garbled answers in a row before a family's list query is given up.
 _MAX_GARBLED_PAGES = 3
 #: Pages in a row missing most of the tasks answered before (a page capped below the
@@ -135,6 +140,7 @@ class Poller:
         self.list_requests = 0
         self._garbled: dict[str, int] = {}  # garbled list answers in a row, by family
         self._blind: dict[str, int] = {}  # list pages in a row missing most known tasks
+        self._empty_warned = False
 
     async def loop(self, out: MemoryObjectSendStream[PollItem]) -> None:
         """Hand due polls to the poll workers, in time order.
@@ -181,7 +187,32 @@ class Poller:
         self._answered(job, task, sent)
 
     def _answered(self, job: Job, task: Task, sent: float) -> None:
-        """Report an answer; one the watcher cannot digest is that task's failure only."""
+        """Report an answer; one the watcher cannot digest is that task's failure only.
+
+        A "succeeded" answer without a single output (a server that marks the task
+        done a moment before it stores the result, or a list page of summaries) is
+        asked again, by a single query, :data:`_EMPTY_SUCCESS_CHECKS` times with a
+        growing pause before it is taken as it is: a paid result is never dropped
+        for an answer that came too early.
+        """
+        job.verify = False
+        if task.succeeded and not task.files:
+            if job.empty_answers < _EMPTY_SUCCESS_CHECKS:
+                job.empty_answers += 1
+                job.verify = True
+                pause = self._policy.interval * _EMPTY_PAUSE * 2.0 ** (job.empty_answers - 1)
+                self._watcher.retry_at(job, time.monotonic() + pause)
+                return
+            if not self._empty_warned:
+                self._empty_warned = True
+                logger.warning(
+                    "task %s succeeded without any output (asked %d more times); "
+                    "further ones are logged at debug level",
+                    task.id,
+                    _EMPTY_SUCCESS_CHECKS,
+                )
+            else:
+                logger.debug("task %s succeeded without any output", task.id)
         try:
             self._watcher.on_status(job, task, sent)
         except Exception as exc:  # an answer no stage expected: never the batch's end
