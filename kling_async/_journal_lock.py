@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -34,6 +35,12 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["JournalLock", "lock_path_for"]
 
 _MODE = 0o600
+#: A holder writes its PID right after taking the lock: a second opener that finds
+#: the file still empty reads again this many times, a few milliseconds apart.
+_PID_READS = 20
+_PID_READ_PAUSE = 0.005
+#: Bytes of the PID record (a PID and a newline, padded with spaces).
+_RECORD = 32
 
 
 def lock_path_for(journal: Path) -> Path:
@@ -90,13 +97,22 @@ class JournalLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pid = _read_pid(fd)
+            for _ in range(_PID_READS):  # taken this instant: its PID follows at once
+                if pid is not None:
+                    break
+                time.sleep(_PID_READ_PAUSE)
+                pid = _read_pid(fd)
             os.close(fd)
             raise JournalLockedError(self.journal, pid) from None
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        # One write replaces whatever an earlier holder left (a reader sees the old
+        # record or the new one, never a half), then the rest is cut off.
+        record = f"{os.getpid()}\n".encode("ascii").ljust(_RECORD, b" ")
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, record)
+        os.ftruncate(fd, len(record))
         self._fd = fd
 
     def _acquire_exclusive_file(self) -> None:
@@ -126,6 +142,7 @@ class JournalLock:
                 self.path.unlink()
             return
         with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)  # no PID of a process that no longer holds it
             self._fcntl.flock(fd, self._fcntl.LOCK_UN)
         os.close(fd)
 

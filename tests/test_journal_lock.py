@@ -195,3 +195,33 @@ def test_without_fcntl_an_exclusive_lock_file_is_used(
         Journal(path)
     lock.unlink()
     Journal(path).close()
+
+
+def test_a_holder_that_has_not_written_its_pid_yet_is_still_named(tmp_path: Path) -> None:
+    """Locked this instant, its PID not yet written: the refusal waits for it (ms), not None.
+
+    Two batch commands started together on one folder used to name "another
+    process" about one time in six; a stale PID left by a dead holder is not read.
+    """
+    import fcntl
+    import threading
+
+    path = tmp_path / "j.sqlite"
+    lock_file = journal_lock.lock_path_for(path)
+    lock_file.write_text("99999999\n")  # left behind by a holder that died
+    fd = os.open(lock_file, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)  # a new holder, between its truncate and its write
+        timer = threading.Timer(0.03, lambda: os.pwrite(fd, b"4242\n", 0))
+        timer.start()
+        with pytest.raises(JournalLockedError) as info:
+            journal_lock.JournalLock(path)
+        timer.join()
+    finally:
+        os.close(fd)
+    assert info.value.pid == 4242
+    held = journal_lock.JournalLock(path)
+    assert lock_file.read_text().strip() == str(os.getpid())
+    held.release()
+    assert lock_file.read_text() == ""  # no PID of a process that no longer holds it
