@@ -74,6 +74,22 @@ _STATUS_ALIASES: dict[str, TaskStatus] = {
     "failed": TaskStatus.FAILED,
     "fail": TaskStatus.FAILED,
     "failure": TaskStatus.FAILED,
+    # Spellings no seed uses but other servers do: an end must not read as "running"
+    # (the task would hold a slot in the batch's books until its timeout).
+    "created": TaskStatus.SUBMITTED,
+    "waiting": TaskStatus.SUBMITTED,
+    "in_queue": TaskStatus.SUBMITTED,
+    "completed": TaskStatus.SUCCEED,
+    "complete": TaskStatus.SUCCEED,
+    "finished": TaskStatus.SUCCEED,
+    "done": TaskStatus.SUCCEED,
+    "error": TaskStatus.FAILED,
+    "errored": TaskStatus.FAILED,
+    "cancelled": TaskStatus.FAILED,
+    "canceled": TaskStatus.FAILED,
+    "expired": TaskStatus.FAILED,
+    "timeout": TaskStatus.FAILED,
+    "timed_out": TaskStatus.FAILED,
 }
 
 

@@ -239,6 +239,12 @@ def test_status_spellings_and_timestamps_parse_as_before() -> None:
     assert TaskStatus.parse(" Processing ") is TaskStatus.PROCESSING
     assert TaskStatus.parse("weird") is TaskStatus.UNKNOWN
     assert TaskStatus.parse(None) is TaskStatus.UNKNOWN
+    # Other servers' words for an end are ends, not "still running".
+    for word in ("Completed", "done", "FINISHED"):
+        assert TaskStatus.parse(word) is TaskStatus.SUCCEED
+    for word in ("cancelled", "Canceled", "error", "timeout", "expired"):
+        assert TaskStatus.parse(word) is TaskStatus.FAILED
+    assert TaskStatus.parse("in_queue") is TaskStatus.SUBMITTED
     first = ms_to_datetime(1_700_000_000_000)
     assert first == ms_to_datetime(1_700_000_000_000) == ms_to_datetime("1700000000000")
     assert first == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
