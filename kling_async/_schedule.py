@@ -209,7 +209,7 @@ class ScheduleTuning:
     window: int = 200
     reconcile_sigmas: float = 3.0
     reconcile_factor: float = 4.0
-    probe_threshold: float = 0.15
+    probe_threshold: float = 0.11
     gap_share: float = 0.04
     gap_survivors: int = 25
     min_delay: float = 0.001
