@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 import anyio
 import pytest
@@ -22,6 +23,7 @@ from kling_async._errors import (
 )
 from kling_async._ratelimit import RateLimiter
 from kling_async._schedule import kind_of
+from kling_async._session import KlingSession
 from kling_async._task import VideoOutput
 from kling_async.batch import NotStartedError
 from kling_async.batch._job import Job, Phase
@@ -171,6 +173,14 @@ async def send_one(poller: Poller, item: PollItem) -> None:
         await poller.worker(receive)
 
 
+async def run_batch(session: KlingSession, jobs: list[tuple[str, Any]], slots: int) -> list[Any]:
+    """Every job through one batch of ``slots``; the results in the order they came."""
+    with anyio.fail_after(GUARD):
+        async with session.batch(max_running=slots) as batch:
+            batch.submit_all(jobs)
+            return [result async for result in batch]
+
+
 def test_classic_tasks_of_a_listed_family_share_one_list_lane() -> None:
     """Due classic tasks of a listed family go out together; others stay single."""
     queue = PollQueue(10, listed=frozenset({"text2video"}), list_page_size=500)
@@ -228,10 +238,7 @@ async def test_forty_videos_on_kling_cost_at_most_two_and_a_half_status_requests
     config = FakeConfig(time_scale=0.002, max_running=10, seed=7)
     async with run_fake_gateway(config) as fake:
         async with fake.session(backend="kling") as session:
-            with anyio.fail_after(GUARD):
-                async with session.batch(max_running=10) as batch:
-                    batch.submit_all(jobs)
-                    results = [result async for result in batch]
+            results = await run_batch(session, jobs, 10)
         stats = fake.stats()
     assert len(results) == 40
     assert all(result.ok for result in results)
@@ -396,10 +403,7 @@ async def test_a_batch_on_kling_whose_list_answers_are_spoiled_still_ends_every_
     async with run_fake_gateway(config) as fake:
         fake.inject("non_json", count=10_000, on="list")
         async with fake.session(backend="kling") as session:
-            with anyio.fail_after(GUARD):
-                async with session.batch(max_running=4) as batch:
-                    batch.submit_all(jobs)
-                    results = [result async for result in batch]
+            results = await run_batch(session, jobs, 4)
         stats = fake.stats()
     assert [r.ok for r in results] == [True] * 12
     assert stats["creates"] == 12
@@ -447,10 +451,7 @@ async def test_a_batch_on_kling_whose_list_pages_are_cut_short_still_ends_every_
             return (await real(*args, **kwargs))[:1]  # type: ignore[arg-type]
 
         session.list_tasks = capped  # type: ignore[method-assign]
-        with anyio.fail_after(GUARD):
-            async with session.batch(max_running=6) as batch:
-                batch.submit_all(jobs)
-                results = [result async for result in batch]
+        results = await run_batch(session, jobs, 6)
         stats = fake.stats()
     assert [r.ok for r in results] == [True] * 16
     assert stats["creates"] == 16

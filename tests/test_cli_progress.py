@@ -108,12 +108,18 @@ def test_throttle_indicator_shows_recent_refusals_only(error: BaseException, sho
     assert "throttled 1" in reporter.plain_line()
 
 
-def test_throttle_indicator_is_gone_once_every_job_is_done() -> None:
-    """A refusal seconds before the last job ended is not 'throttled now' on the last line."""
+def refused_once(jobs: int) -> tuple[Clock, ProgressReporter]:
+    """A reporter of ``jobs`` jobs whose job "a" was just refused with a 1303."""
     clock = Clock()
-    reporter = ProgressReporter(1, mode="off", clock=clock)
+    reporter = ProgressReporter(jobs, mode="off", clock=clock)
     busy = ConcurrencyLimitedError("busy", http_status=429, code=1303)
     reporter.on_event(event(EventKind.THROTTLED, "a", clock.now, busy))
+    return clock, reporter
+
+
+def test_throttle_indicator_is_gone_once_every_job_is_done() -> None:
+    """A refusal seconds before the last job ended is not 'throttled now' on the last line."""
+    _, reporter = refused_once(1)
     assert "throttled now" in reporter.plain_line()
     reporter.set_state("a", "succeeded")  # from its result, as the batch command does
     assert reporter.done == 1
@@ -123,10 +129,7 @@ def test_throttle_indicator_is_gone_once_every_job_is_done() -> None:
 
 def test_full_slots_are_not_throttling_once_no_job_waits() -> None:
     """A 1303 holds back only queued jobs: with none left it is not 'throttled now'; a 1302 is."""
-    clock = Clock()
-    reporter = ProgressReporter(2, mode="off", clock=clock)
-    busy = ConcurrencyLimitedError("busy", http_status=429, code=1303)
-    reporter.on_event(event(EventKind.THROTTLED, "a", clock.now, busy))
+    clock, reporter = refused_once(2)
     assert "throttled now (1303 slots full)" in reporter.plain_line()
     reporter.set_state("a", "processing")
     reporter.set_state("b", "processing")
