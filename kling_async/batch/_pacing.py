@@ -46,13 +46,17 @@ class RefusalBreaker:
             The moment until which admissions must pause (``now`` or earlier: none).
         """
         self._times.append(now)
-        while self._times and self._times[0] <= now - 1.0:
-            self._times.popleft()
+        self._forget_before(now)
         if len(self._times) < self.per_second:
             return now
         self.trips += 1
         # Pause until the oldest refusal in the span leaves it.
         return self._times[0] + 1.0
+
+    def _forget_before(self, now: float) -> None:
+        """Drop the refusals older than the one-second span ending at ``now``."""
+        while self._times and self._times[0] <= now - 1.0:
+            self._times.popleft()
 
     def room_at(self, now: float, share: float) -> float:
         """When the refusals of the last second will number under ``share`` of the ceiling.
@@ -64,8 +68,7 @@ class RefusalBreaker:
         Returns:
             That moment (``now`` when there is room already).
         """
-        while self._times and self._times[0] <= now - 1.0:
-            self._times.popleft()
+        self._forget_before(now)
         excess = len(self._times) - math.ceil(self.per_second * share) + 1
         if excess <= 0:
             return now
