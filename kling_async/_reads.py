@@ -44,7 +44,7 @@ from ._models import IdentifyFaceRequest
 from ._ratelimit import RateLimiter
 from ._send import Call, Sender
 from ._slots import SlotPool
-from ._task import FaceSession, Task
+from ._task import EARLY_SUCCESS_CHECKS, FaceSession, Task, early_success
 from ._validation import validate_payload
 
 logger = logging.getLogger("kling_async")
@@ -449,7 +449,7 @@ class Reader:
         delays = poll_delays(policy)
         early = 0  # "succeeded" answers without outputs: asked again, a few times
         with anyio.move_on_after(budget):
-            while not task.is_terminal or (task.succeeded and not task.files and early < 3):
+            while not task.is_terminal or (early_success(task) and early < EARLY_SUCCESS_CHECKS):
                 early += task.is_terminal
                 await anyio.sleep(next(delays))
                 task = await self.refresh(task, limiter)

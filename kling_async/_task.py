@@ -396,3 +396,20 @@ _UTC = timezone.utc
 #: Recent integer timestamps and their (immutable) datetimes.
 _MS_CACHE: dict[int, datetime] = {}
 _MS_CACHE_SIZE = 8192
+
+
+#: How many more times a "succeeded" answer without any output is asked again
+#: before it is taken as it is (a server may store the result a moment late).
+EARLY_SUCCESS_CHECKS = 3
+
+
+def early_success(task: Task) -> bool:
+    """Whether ``task`` says "succeeded" but carries no output yet.
+
+    Args:
+        task: A task as a query answered it.
+
+    Returns:
+        ``True`` when it should be asked again before it is taken as done.
+    """
+    return task.succeeded and not task.files

@@ -24,13 +24,12 @@ from kling_async._errors import (
 from kling_async._ratelimit import RateLimiter
 from kling_async._schedule import kind_of
 from kling_async._session import KlingSession
-from kling_async._task import VideoOutput
+from kling_async._task import EARLY_SUCCESS_CHECKS, VideoOutput
 from kling_async.batch import NotStartedError
 from kling_async.batch._job import Job, Phase
 from kling_async.batch._lanes import PollQueue
 from kling_async.batch._pacing import Pacing
 from kling_async.batch._poller import (
-    _EMPTY_SUCCESS_CHECKS,
     _MAX_BLIND_PAGES,
     _MAX_GARBLED_PAGES,
     Poller,
@@ -507,7 +506,7 @@ async def test_a_success_that_stays_empty_is_taken_after_a_few_checks(
     watcher = RetryingWatcher()
     poller = poller_for(EarlySuccessSession(empty_singles=99), PollQueue(20), watcher)
     job = running_job("a")
-    for _ in range(_EMPTY_SUCCESS_CHECKS):
+    for _ in range(EARLY_SUCCESS_CHECKS):
         await send_one(poller, ("", [job]))
     assert watcher.answered == []
     await send_one(poller, ("", [job]))

@@ -42,7 +42,7 @@ from .._errors import (
     TransportError,
     WaitTimeoutError,
 )
-from .._task import Task
+from .._task import EARLY_SUCCESS_CHECKS, Task, early_success
 from ._job import Job, Phase
 from ._lanes import PollQueue, listed_family
 from ._pacing import Pacing
@@ -59,8 +59,6 @@ logger = logging.getLogger("kling_async")
 _MAX_NOT_FOUND = 20
 #: Unexpected failures (not an SDK error) of one task's queries before it is given up.
 _MAX_UNEXPECTED = 20
-#: "Succeeded" answers without outputs asked again before one is taken as it is.
-_EMPTY_SUCCESS_CHECKS = 3
 #: The first pause before asking again, as a share of the poll policy's interval
 #: (doubling each time: 1, 2 and 4 s with the default 5 s interval).
 _EMPTY_PAUSE = 0.2
@@ -191,13 +189,13 @@ class Poller:
 
         A "succeeded" answer without a single output (a server that marks the task
         done a moment before it stores the result, or a list page of summaries) is
-        asked again, by a single query, :data:`_EMPTY_SUCCESS_CHECKS` times with a
+        asked again, by a single query, ``EARLY_SUCCESS_CHECKS`` times with a
         growing pause before it is taken as it is: a paid result is never dropped
         for an answer that came too early.
         """
         job.verify = False
-        if task.succeeded and not task.files:
-            if job.empty_answers < _EMPTY_SUCCESS_CHECKS:
+        if early_success(task):
+            if job.empty_answers < EARLY_SUCCESS_CHECKS:
                 job.empty_answers += 1
                 job.verify = True
                 pause = self._policy.interval * _EMPTY_PAUSE * 2.0 ** (job.empty_answers - 1)
@@ -209,7 +207,7 @@ class Poller:
                     "task %s succeeded without any output (asked %d more times); "
                     "further ones are logged at debug level",
                     task.id,
-                    _EMPTY_SUCCESS_CHECKS,
+                    EARLY_SUCCESS_CHECKS,
                 )
             else:
                 logger.debug("task %s succeeded without any output", task.id)
