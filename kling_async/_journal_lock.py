@@ -39,6 +39,7 @@ _MODE = 0o600
 #: the file still empty reads again this many times, a few milliseconds apart.
 _PID_READS = 20
 _PID_READ_PAUSE = 0.005
+_pause = time.sleep  # a seam for the test of that wait
 #: Bytes of the PID record (a PID and a newline, padded with spaces).
 _RECORD = 32
 
@@ -100,7 +101,7 @@ class JournalLock:
             for _ in range(_PID_READS):  # taken this instant: its PID follows at once
                 if pid is not None:
                     break
-                time.sleep(_PID_READ_PAUSE)
+                _pause(_PID_READ_PAUSE)
                 pid = _read_pid(fd)
             os.close(fd)
             raise JournalLockedError(self.journal, pid) from None

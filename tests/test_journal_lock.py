@@ -197,29 +197,38 @@ def test_without_fcntl_an_exclusive_lock_file_is_used(
     Journal(path).close()
 
 
-def test_a_holder_that_has_not_written_its_pid_yet_is_still_named(tmp_path: Path) -> None:
+def test_a_holder_that_has_not_written_its_pid_yet_is_still_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Locked this instant, its PID not yet written: the refusal waits for it (ms), not None.
 
     Two batch commands started together on one folder used to name "another
     process" about one time in six; a stale PID left by a dead holder is not read.
+    The holder's write lands during the loser's second pause (no timer: the
+    loser's own pauses stand for the time it takes).
     """
     import fcntl
-    import threading
 
     path = tmp_path / "j.sqlite"
     lock_file = journal_lock.lock_path_for(path)
     lock_file.write_text("99999999\n")  # left behind by a holder that died
     fd = os.open(lock_file, os.O_RDWR)
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            os.pwrite(fd, b"4242\n", 0)  # the holder writes its PID meanwhile
+
+    monkeypatch.setattr(journal_lock, "_pause", pause)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.ftruncate(fd, 0)  # a new holder, between its truncate and its write
-        timer = threading.Timer(0.03, lambda: os.pwrite(fd, b"4242\n", 0))
-        timer.start()
         with pytest.raises(JournalLockedError) as info:
             journal_lock.JournalLock(path)
-        timer.join()
     finally:
         os.close(fd)
+    assert len(pauses) == 2
     assert info.value.pid == 4242
     held = journal_lock.JournalLock(path)
     assert lock_file.read_text().strip() == str(os.getpid())
