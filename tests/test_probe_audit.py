@@ -10,6 +10,7 @@ from kling_async._endpoints import endpoint_for
 from kling_async._schedule import PollPlanner, kind_of
 from kling_async.batch._job import Job
 from kling_async.batch._probe import ProbeAudit
+from kling_async.batch._sums import expected_freed
 
 
 def make_job(i: int, created_at: float) -> Job:
@@ -41,7 +42,7 @@ def test_a_probe_under_the_cap_restarts_the_credit_but_never_disproves_it() -> N
     probe = make_job(9, 0.0)
     audit.sent(probe, 1.0, past_cap=False)
     audit.landed(probe)
-    assert all(job.probe_lower == 1.0 for job in jobs)
+    assert audit.credit_since == 1.0
     assert audit.unexplained() == 1
     later = time.monotonic() + 1.0
     for job in jobs:
@@ -85,13 +86,15 @@ def test_a_landed_probe_restarts_the_freed_slot_credit_of_its_witnesses() -> Non
     probe = make_job(9, 0.0)
     audit.sent(probe, 50.0)
     audit.landed(probe)
-    assert all(job.probe_lower == 50.0 for job in jobs)
+    assert audit.credit_since == 50.0
     planner = PollPlanner(PollPolicy())
-    for _ in range(20):
-        planner.observe(jobs[0].kind, 60.0)
-    fresh, _ = planner.ended_probability(jobs[0].kind, 0.0, 61.0)
-    after, _ = planner.ended_probability(jobs[0].kind, jobs[0].probe_lower, 61.0)
-    assert after < fresh
+    for i in range(21):
+        planner.observe(jobs[0].kind, (40.0, 60.0, 80.0)[i % 3])
+    running = set(jobs)
+    fresh, _ = expected_freed(planner, running, 61.0)
+    after, _ = expected_freed(planner, running, 61.0, audit.credit_since)
+    assert fresh > 0.8  # past the median life: each has more likely ended than not
+    assert after < 0.8 * fresh  # a third of them end between 50 s and 61 s, not half
 
 
 def test_time_scaled_config_remembers_its_factor() -> None:

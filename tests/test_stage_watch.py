@@ -339,18 +339,19 @@ def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None
     rng = random.Random(3)
 
     def shape(job: Job, i: int, age: float) -> None:
-        job.probe_lower = rng.uniform(0.0, age) if i % 3 == 0 else 0.0
         job.slots = 1 + i % 2
         job.callbacks = i % 7 == 0
 
     kinds, jobs, now = two_kinds_running(watch, rng, 30, 200.0, shape)
+    # The probes' credit restarts 60 s ago: later than some lower bounds, not all.
+    credit = watch.audit.credit_since = now - 60.0
 
     def reference(at: float) -> tuple[float, float]:
         expected = rate = 0.0
         for job in jobs:
             if job.callbacks:
                 continue
-            lower = max(job.lower, job.probe_lower)
+            lower = max(job.lower, credit - job.created_at)
             p, r = watch.planner.ended_probability(job.kind, lower, at - job.created_at)
             expected += p * job.slots
             rate += r * job.slots
@@ -373,10 +374,10 @@ def test_likeliest_ended_is_the_task_with_the_highest_ended_probability() -> Non
     watch, _ = make_watch()
 
     def shape(job: Job, i: int, age: float) -> None:
-        job.probe_lower = age  # the credit bound is not evidence: ignored
         job.callbacks = i % 9 == 0
 
     _, jobs, now = two_kinds_running(watch, random.Random(5), 40, 120.0, shape)
+    watch.audit.credit_since = now  # the credit bound is not evidence: ignored
 
     def reference(at: float) -> Job:
         def chance(job: Job) -> float:
@@ -405,9 +406,10 @@ def test_refusals_move_the_freed_credit_and_only_clean_ones_delay_polls() -> Non
     for job in (old, young):
         watch.running.add(job)
     watch.none_more_ended_by(now - 10.0)
-    assert old.probe_lower == pytest.approx(40.0)
+    assert watch.audit.credit_since == now - 10.0
+    watch.none_more_ended_by(now - 20.0)  # an older refusal answered late: no step back
+    assert watch.audit.credit_since == now - 10.0
     assert old.lower == 0.0  # one running task did end: its polls keep their times
-    assert young.probe_lower == 0.0
     watch.none_ended_by(now - 5.0)
     assert old.lower == pytest.approx(45.0)
     assert young.lower == 0.0

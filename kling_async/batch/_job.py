@@ -62,7 +62,6 @@ class Job:
         "poll_errors",
         "polls",
         "postponed",
-        "probe_lower",
         "probing",
         "request",
         "reserved",
@@ -75,9 +74,6 @@ class Job:
         "seen_surv",
         "slots",
         "step",
-        "surv_gen",
-        "surv_lower",
-        "surv_then",
         "task",
         "unclear_since",
         "unexpected",
@@ -124,12 +120,7 @@ class Job:
         # Watch.
         self.created_at = 0.0
         self.lower = 0.0
-        self.probe_lower = 0.0  # a probe landed then: slot credit counts from here
-        # Survival at max(lower, probe_lower), cached for the sums over running tasks.
-        self.surv_gen = -1
-        self.surv_lower = -1.0
-        self.surv_then = 1.0
-        # Survival at ``lower`` alone (the polls' evidence), cached the same way.
+        # Survival at ``lower`` (the polls' evidence), cached for the likeliest-ended pick.
         self.seen_gen = -1
         self.seen_lower = -1.0
         self.seen_surv = 1.0

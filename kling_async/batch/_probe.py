@@ -75,6 +75,11 @@ class ProbeAudit:
         # after, whether it went past max_running: only those can disprove the cap)
         self._open: dict[Job, tuple[float, set[Job], bool]] = {}
         self._landed: dict[Job, float] = {}  # probe -> when its acceptance came back
+        #: Monotonic moment the probes' credit of freed slots counts from, for every
+        #: task created before it (an accepted probe's admission, or a refused
+        #: probe's send while tasks believed running had ended): one moment for all,
+        #: so an answer moves it in O(1) whatever the running count.
+        self.credit_since = -math.inf
         #: Whether a probe landed with none of the batch's tasks ended: the account
         #: has more slots than ``max_running``.
         self.disproved = False
@@ -111,11 +116,9 @@ class ProbeAudit:
         entry = self._open.get(probe)
         if entry is None:
             return
-        since, witnesses, _ = entry
-        for job in witnesses:
-            # One of them ended (which is unknown): the credit of freed slots
-            # restarts from here, as if none had, instead of being spent at once.
-            job.probe_lower = max(job.probe_lower, since - job.created_at)
+        # One of the tasks running then ended (which is unknown): the credit of
+        # freed slots restarts from here, as if none had, instead of being spent at once.
+        self.credit_since = max(self.credit_since, entry[0])
         # It reached the gateway by now: only a task seen running by a query sent
         # later is cleared of having freed the slot.
         self._landed[probe] = time.monotonic()

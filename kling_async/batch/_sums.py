@@ -3,8 +3,9 @@
 The prober asks for these many times a second over up to hundreds of running tasks,
 so the log-normal terms are inlined here rather than asked of the planner task by
 task: each kind's estimate is read once a call (one kind in most batches), tasks too
-young to matter are skipped, and each task's survival at its lower bound is cached
-on the job until that bound or the estimates change.
+young to matter are skipped. The likeliest-ended pick caches each task's survival
+at its lower bound on the job until that bound or the estimates change; the
+freed-slot sum cannot (its bound moves with every probe's answer).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 _Estimate = tuple[float, float, float] | None
+#: ``(mu, 1 / (sigma * sqrt 2), 1 / (sigma * sqrt(2 pi)), youngest age that counts)``.
+_Terms = tuple[float, float, float, float] | None
 
 
 def _estimate(planner: PollPlanner, kind: Kind) -> _Estimate:
@@ -31,21 +34,38 @@ def _estimate(planner: PollPlanner, kind: Kind) -> _Estimate:
     return None if raw is None else (raw[0], raw[1], math.exp(raw[0] + _YOUNG_Z * raw[1]))
 
 
-def expected_freed(planner: PollPlanner, running: set[Job], now: float) -> tuple[float, float]:
+def _terms(planner: PollPlanner, kind: Kind) -> _Terms:
+    """The constants of ``kind``'s log-normal terms, or ``None`` before samples."""
+    raw = planner.estimate(kind)
+    if raw is None:
+        return None
+    mu, sigma = raw[0], raw[1]
+    return mu, _INV_SQRT2 / sigma, _INV_SQRT_2PI / sigma, math.exp(mu + _YOUNG_Z * sigma)
+
+
+def expected_freed(
+    planner: PollPlanner, running: set[Job], now: float, credit_since: float = -math.inf
+) -> tuple[float, float]:
     """Slots ``running`` tasks have probably freed unnoticed, and how fast that grows.
+
+    Each task counts the chance it ended since the later of its lower bound (a poll
+    saw it running) and ``credit_since`` (the probes' credit restarts there for every
+    task created before it). Both survivals are computed afresh: the credit moves at
+    every probe's answer, so a cache per task would miss almost every time.
 
     Args:
         planner: The learned durations.
         running: The tasks.
         now: Monotonic seconds.
+        credit_since: Monotonic moment the probes' credit counts from (an accepted
+            probe, or a refused one while tasks believed running had ended).
 
     Returns:
         ``(expected slots, slots per second)``; callback-watched tasks count for nothing.
     """
-    gen = planner.generation
-    estimates: dict[Kind, _Estimate] = {}
+    terms: dict[Kind, _Terms] = {}
     last_kind: Kind | None = None
-    est: _Estimate = None
+    est: _Terms = None
     log, erfc, exp = math.log, math.erfc, math.exp
     expected, rate = 0.0, 0.0
     for job in running:
@@ -54,29 +74,32 @@ def expected_freed(planner: PollPlanner, running: set[Job], now: float) -> tuple
         kind = job.kind
         if kind is not last_kind:
             last_kind = kind
-            if kind in estimates:
-                est = estimates[kind]
+            if kind in terms:
+                est = terms[kind]
             else:
-                est = estimates[kind] = _estimate(planner, kind)
+                est = terms[kind] = _terms(planner, kind)
         if est is None:
             continue
-        elapsed = now - job.created_at
-        mu, sigma, young = est
+        created = job.created_at
+        elapsed = now - created
+        mu, inv, dens, young = est
         if elapsed <= young:
             continue  # the prober looks again by itself when nothing can be timed
-        lower = job.lower if job.lower >= job.probe_lower else job.probe_lower
-        if job.surv_gen != gen or job.surv_lower != lower:
-            job.surv_gen, job.surv_lower = gen, lower
-            job.surv_then = planner.survival(kind, lower)
-        then = job.surv_then
-        if then <= 1e-12:
-            expected += job.slots
-            continue
-        z = (log(elapsed) - mu) / sigma
-        p = 1.0 - 0.5 * erfc(z * _INV_SQRT2) / then
+        lower = job.lower
+        if credit_since - created > lower:
+            lower = credit_since - created
+        if lower > 0.0:
+            then = 0.5 * erfc((log(lower) - mu) * inv)
+            if then <= 1e-12:
+                expected += job.slots
+                continue
+        else:
+            then = 1.0
+        z = (log(elapsed) - mu) * inv
+        p = 1.0 - 0.5 * erfc(z) / then
         if p > 0.0:
             expected += (p if p < 1.0 else 1.0) * job.slots
-        rate += _INV_SQRT_2PI * exp(-0.5 * z * z) / (sigma * elapsed * then) * job.slots
+        rate += dens * exp(-z * z) / (elapsed * then) * job.slots
     return expected, rate
 
 

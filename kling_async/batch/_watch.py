@@ -231,7 +231,7 @@ class Watch:
             ``(expected slots, slots per second)``. Tasks watched by callbacks count
             for nothing: their ends are reported as they happen.
         """
-        return expected_freed(self.planner, self.running, now)
+        return expected_freed(self.planner, self.running, now, self.audit.credit_since)
 
     def probe_landed(self) -> None:
         """A probe was accepted: one task ended unnoticed. The likeliest is looked at now.
@@ -289,9 +289,7 @@ class Watch:
         Args:
             sent: When the refused create was sent (monotonic).
         """
-        for job in self.running:
-            if sent > job.created_at:
-                job.probe_lower = max(job.probe_lower, sent - job.created_at)
+        self.audit.credit_since = max(self.audit.credit_since, sent)
 
     # --- polling ------------------------------------------------------------------------
 
