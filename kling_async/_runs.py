@@ -69,6 +69,9 @@ class PaidCalls:
         Raises:
             SlotTimeoutError: The pool stayed full until the deadline.
         """
+        lease = self.slots.try_acquire(prepared.slots)
+        if lease is not None:
+            return lease  # free now: no deadline to set up
         remaining = max(0.0, deadline - time.monotonic())
         with anyio.move_on_after(remaining):
             return await self.slots.acquire(prepared.slots)

@@ -176,6 +176,28 @@ class SlotPool:
             self._queue.remove(token)
             self._notify()  # the next in line may fit now
 
+    def try_acquire(self, count: int = 1) -> SlotLease | None:
+        """Take ``count`` slots at once if nobody waits and they fit, else take nothing.
+
+        The same grant :meth:`acquire` makes without waiting, for callers that
+        would otherwise set up a deadline for a wait that does not happen.
+
+        Args:
+            count: Slots the task will hold.
+
+        Returns:
+            The lease, or ``None`` when :meth:`acquire` would have to wait.
+        """
+        count = max(1, count)
+        if self.limit is None:
+            return SlotLease(count=count)
+        count = min(count, self.limit)
+        if self._queue or not self._fits(count):
+            return None
+        lease = SlotLease(count=count)
+        self._leases.add(lease)
+        return lease
+
     def bind(self, lease: SlotLease, *, task_id: str | None, external_task_id: str | None) -> None:
         """Tie a lease to its task, so observing the task ending gives it back.
 
@@ -395,6 +417,17 @@ class CoordinatedSlotPool(SlotPool):
                     self._url, account_key=self._account_key, max_capacity=self.limit or 1
                 )
         return self._store
+
+    def try_acquire(self, count: int = 1) -> SlotLease | None:
+        """Nothing at once: every shared lease comes from the store (see :meth:`acquire`).
+
+        Args:
+            count: Slots the task will hold.
+
+        Returns:
+            ``None``.
+        """
+        return None
 
     async def acquire(self, count: int = 1) -> SlotLease:
         """Take a shared lease on ``count`` slots, waiting in the shared queue.

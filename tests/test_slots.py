@@ -43,6 +43,33 @@ async def test_a_full_pool_serves_waiters_in_arrival_order() -> None:
     assert pool.in_use == 0
 
 
+async def test_try_acquire_grants_only_what_acquire_would_grant_without_waiting() -> None:
+    """A free slot is taken at once; a full pool, or one with callers in line, gives nothing."""
+    pool = SlotPool(2)
+    first = pool.try_acquire()
+    assert first is not None
+    assert pool.in_use == 1
+    held = await pool.acquire()
+    assert pool.try_acquire() is None  # full
+    assert pool.in_use == 2
+
+    async def wait_in_line() -> None:
+        pool.release(await pool.acquire())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(wait_in_line)
+        await anyio.wait_all_tasks_blocked()
+        pool.release(first)  # a slot frees, but a caller waits for it: no jumping the line
+        assert pool.waiting == 1
+        assert pool.try_acquire() is None
+    pool.release(held)
+    assert pool.in_use == 0
+    big = pool.try_acquire(5)  # more than the pool: the whole pool, as acquire() does
+    assert big is not None
+    assert big.count == 2
+    assert SlotPool(None).try_acquire(3) is not None
+
+
 async def test_a_cancelled_waiter_takes_nothing() -> None:
     """Cancelling a caller waiting for a slot leaves the pool as it was."""
     pool = SlotPool(1)
