@@ -42,6 +42,7 @@ from kling_async.batch._coordinate import Coordination, kind_key
 from kling_async.batch._job import Job
 from kling_async.batch._ports import NullJournal
 from kling_async.batch._results import Results
+from kling_async.batch._sums import FreedSlots
 from kling_async.coordination import (
     CoordinationUnavailableError,
     InProcessSlotStore,
@@ -86,8 +87,8 @@ class RecordingStore(InProcessSlotStore):
 class NoRunning:
     """The watcher's view when nothing runs."""
 
-    def expected_freed(self, now: float) -> tuple[float, float]:
-        return 0.0, 0.0
+    def expected_freed(self, now: float) -> FreedSlots:
+        return FreedSlots(0.0, 0.0, 0.0)
 
     def none_ended_by(self, sent: float) -> None:
         raise AssertionError("a coordinated 1303 says nothing about this process's tasks")

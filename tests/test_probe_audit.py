@@ -91,8 +91,8 @@ def test_a_landed_probe_restarts_the_freed_slot_credit_of_its_witnesses() -> Non
     for i in range(21):
         planner.observe(jobs[0].kind, (40.0, 60.0, 80.0)[i % 3])
     running = set(jobs)
-    fresh, _ = expected_freed(planner, running, 61.0)
-    after, _ = expected_freed(planner, running, 61.0, audit.credit_since)
+    fresh = expected_freed(planner, running, 61.0).expected
+    after = expected_freed(planner, running, 61.0, audit.credit_since).expected
     assert fresh > 0.8  # past the median life: each has more likely ended than not
     assert after < 0.8 * fresh  # a third of them end between 50 s and 61 s, not half
 

@@ -24,6 +24,7 @@ from kling_async.batch._pacing import RefusalBreaker
 from kling_async.batch._ports import NullJournal
 from kling_async.batch._probe import ProbeAudit
 from kling_async.batch._results import Results
+from kling_async.batch._sums import FreedSlots
 
 GUARD = 10.0  # seconds; turns a hang into a failure, never a timing check
 
@@ -39,9 +40,12 @@ class FakeRunning:
         self.jobs: set[Job] = set()
         self.audit = ProbeAudit(self.jobs)
         self.landed = 0
+        self.restart_rate = 0.0
+        self.sums = 0
 
-    def expected_freed(self, now: float) -> tuple[float, float]:
-        return self.expected, 0.0
+    def expected_freed(self, now: float) -> FreedSlots:
+        self.sums += 1
+        return FreedSlots(self.expected, 0.0, self.restart_rate)
 
     def none_ended_by(self, sent: float) -> None:
         self.none_ended.append(sent)
@@ -410,6 +414,38 @@ async def test_a_refused_probe_ends_its_burst() -> None:
         )
         admission.create_done()
         assert await nothing_more(receive)
+
+
+async def test_after_a_probes_answer_the_next_sum_waits_for_the_restarted_credit() -> None:
+    """The answer restarts the credit: no sum until the hazard the firing sum saw could refill it.
+
+    Threshold 0.33 at 2 running, freed slots growing at 2 a second once restarted:
+    the prober sleeps about 0.17 s without summing, then sums again.
+    """
+    running, admission = probing_admission(True, 8)
+    probe = admission.probe
+    async with running_loops(admission, probe=True) as receive:
+        await fill(admission, receive, 2)
+        running.running = 2
+        running.expected = 1.0
+        running.restart_rate = 2.0
+        admission.poke()
+        sent = await take(receive, 1)
+        sums = running.sums
+        admission.no_slot(
+            sent[0], ConcurrencyLimitedError("busy", http_status=429), sent=0.0, retry_after=None
+        )
+        admission.create_done()
+        probe._summed_at = -math.inf  # not within the gap between two sums
+        wait = probe.check()
+        assert running.sums == sums  # skipped: the count restarted near zero
+        assert wait is not None
+        assert 0.1 < wait <= 0.34 / 2.0
+        probe._resume_at = 0.0  # that moment has come
+        probe.check()
+        assert running.sums == sums + 1
+        assert probe.go  # the scripted count is still past the threshold: a probe
+        probe.go = False
 
 
 async def test_a_halt_names_the_setting_and_ends_queued_jobs_not_started() -> None:

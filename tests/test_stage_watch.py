@@ -346,16 +346,19 @@ def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None
     # The probes' credit restarts 60 s ago: later than some lower bounds, not all.
     credit = watch.audit.credit_since = now - 60.0
 
-    def reference(at: float) -> tuple[float, float]:
-        expected = rate = 0.0
+    def reference(at: float) -> tuple[float, float, float]:
+        expected = rate = restart = 0.0
         for job in jobs:
             if job.callbacks:
                 continue
+            age = at - job.created_at
             lower = max(job.lower, credit - job.created_at)
-            p, r = watch.planner.ended_probability(job.kind, lower, at - job.created_at)
+            p, r = watch.planner.ended_probability(job.kind, lower, age)
             expected += p * job.slots
             rate += r * job.slots
-        return expected, rate
+            # Restarted now, the count would grow at the task's hazard at its age.
+            restart += watch.planner.ended_probability(job.kind, age, age)[1] * job.slots
+        return expected, rate, restart
 
     def check(at: float) -> None:
         # Tasks too young to matter are skipped: each adds under 3.2e-5 a slot.
@@ -366,6 +369,7 @@ def test_expected_freed_equals_the_sum_of_each_tasks_ended_probability() -> None
     jobs[1].lower += 3.0  # a poll saw it running later: the cached survival must follow
     watch.planner.observe(kinds[0], 300.0)  # and so must a new estimate
     check(now + 5.0)
+    assert reference(now)[2] > 0.01  # the restart rate is not trivially zero either
     assert reference(now)[0] > 0.5  # the check means something: tasks have likely ended
 
 
@@ -427,4 +431,4 @@ def test_tasks_too_young_to_count_add_nothing_to_the_sum() -> None:
         job.kind = kind
         job.created_at = now - 5.0
         watch.running.add(job)
-    assert watch.expected_freed(now) == (0.0, 0.0)
+    assert watch.expected_freed(now) == (0.0, 0.0, 0.0)

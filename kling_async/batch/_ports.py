@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .._models import Request
     from ._job import Job
     from ._probe import ProbeAudit
+    from ._sums import FreedSlots
 
 __all__ = [
     "AdmissionPort",
@@ -371,7 +372,7 @@ class RunningView(Protocol):
         """Checks that accepted probes landed in slots the batch's own tasks freed."""
         ...
 
-    def expected_freed(self, now: float) -> tuple[float, float]:
+    def expected_freed(self, now: float) -> FreedSlots:
         """Slots the running tasks have probably freed unnoticed, and how fast that grows."""
         ...
 

@@ -11,11 +11,12 @@ freed-slot sum cannot (its bound moves with every probe's answer).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from .._schedule import Kind, PollPlanner
 from ._job import Job
 
-__all__ = ["expected_freed", "likeliest_ended"]
+__all__ = ["FreedSlots", "expected_freed", "likeliest_ended"]
 
 #: Tasks younger than this many sigmas below the median life are skipped by the
 #: sums over running tasks: each has ended with probability under 3.2e-5.
@@ -43,9 +44,25 @@ def _terms(planner: PollPlanner, kind: Kind) -> _Terms:
     return mu, _INV_SQRT2 / sigma, _INV_SQRT_2PI / sigma, math.exp(mu + _YOUNG_Z * sigma)
 
 
+class FreedSlots(NamedTuple):
+    """Slots the running tasks have probably freed unnoticed.
+
+    Attributes:
+        expected: Slots expected freed by now.
+        rate: Slots per second that count grows at now.
+        restart_rate: Slots per second it would grow at if the credit restarted now
+            (each counted task's hazard at its age): how soon a probe could be due
+            again once the answer to one sent now restarts it.
+    """
+
+    expected: float
+    rate: float
+    restart_rate: float
+
+
 def expected_freed(
     planner: PollPlanner, running: set[Job], now: float, credit_since: float = -math.inf
-) -> tuple[float, float]:
+) -> FreedSlots:
     """Slots ``running`` tasks have probably freed unnoticed, and how fast that grows.
 
     Each task counts the chance it ended since the later of its lower bound (a poll
@@ -61,13 +78,13 @@ def expected_freed(
             probe, or a refused one while tasks believed running had ended).
 
     Returns:
-        ``(expected slots, slots per second)``; callback-watched tasks count for nothing.
+        The sums; callback-watched tasks count for nothing.
     """
     terms: dict[Kind, _Terms] = {}
     last_kind: Kind | None = None
     est: _Terms = None
     log, erfc, exp = math.log, math.erfc, math.exp
-    expected, rate = 0.0, 0.0
+    expected, rate, restart = 0.0, 0.0, 0.0
     for job in running:
         if job.callbacks:
             continue
@@ -85,22 +102,28 @@ def expected_freed(
         mu, inv, dens, young = est
         if elapsed <= young:
             continue  # the prober looks again by itself when nothing can be timed
+        slots = job.slots
+        z = (log(elapsed) - mu) * inv
+        tail = 0.5 * erfc(z)  # survival at its age
+        density = dens * exp(-z * z) / elapsed
+        # Its hazard now; far in the tail the survival underflows: the normal
+        # hazard tends to its argument there (2 z inv per second of age).
+        restart += (density / tail if tail > 1e-300 else 2.0 * z * inv / elapsed) * slots
         lower = job.lower
         if credit_since - created > lower:
             lower = credit_since - created
         if lower > 0.0:
             then = 0.5 * erfc((log(lower) - mu) * inv)
             if then <= 1e-12:
-                expected += job.slots
+                expected += slots
                 continue
         else:
             then = 1.0
-        z = (log(elapsed) - mu) * inv
-        p = 1.0 - 0.5 * erfc(z) / then
+        p = 1.0 - tail / then
         if p > 0.0:
-            expected += (p if p < 1.0 else 1.0) * job.slots
-        rate += dens * exp(-z * z) / (elapsed * then) * job.slots
-    return expected, rate
+            expected += (p if p < 1.0 else 1.0) * slots
+        rate += density / then * slots
+    return FreedSlots(expected, rate, restart)
 
 
 def likeliest_ended(planner: PollPlanner, running: set[Job], now: float) -> Job | None:

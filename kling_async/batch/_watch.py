@@ -37,7 +37,7 @@ from ._pacing import Pacing
 from ._ports import JournalPort, SessionPort, SlotLedger, monotonic_of
 from ._probe import ProbeAudit
 from ._results import Results
-from ._sums import expected_freed, likeliest_ended
+from ._sums import FreedSlots, expected_freed, likeliest_ended
 from ._values import EventKind
 from ._wake import Wake
 
@@ -221,15 +221,15 @@ class Watch:
         """
         return len(self.running)
 
-    def expected_freed(self, now: float) -> tuple[float, float]:
+    def expected_freed(self, now: float) -> FreedSlots:
         """Slots the running tasks have probably freed unnoticed, and how fast that grows.
 
         Args:
             now: Monotonic seconds.
 
         Returns:
-            ``(expected slots, slots per second)``. Tasks watched by callbacks count
-            for nothing: their ends are reported as they happen.
+            The sums (:class:`FreedSlots`). Tasks watched by callbacks count for
+            nothing: their ends are reported as they happen.
         """
         return expected_freed(self.planner, self.running, now, self.audit.credit_since)
 
@@ -483,7 +483,7 @@ class RunningProxy:
     def __init__(self, watch: Callable[[], Watch]) -> None:
         self._watch = watch
 
-    def expected_freed(self, now: float) -> tuple[float, float]:
+    def expected_freed(self, now: float) -> FreedSlots:
         """See :meth:`Watch.expected_freed`."""
         return self._watch().expected_freed(now)
 
