@@ -334,8 +334,10 @@ class SlotProbe:
         (``restart_rate``). The sum just after each answer would find only that,
         so it is skipped: the next one comes when that growth could reach the
         threshold, a moment no later than the one it would have chosen. Events in
-        between (tasks seen running or ended) only lower the count. At 200
-        running tasks this saves nearly half the sums, the prober's main cost.
+        between (tasks seen running or ended) only lower the count. On the
+        benchmark's 4,000-job shape (200 running) this left 21,093 sums where
+        there were 25,295, for about 13,000 probes; the sums are the prober's
+        main cost.
         """
         fired, self._fired_sum = self._fired_sum, None
         if fired is not None:
