@@ -24,15 +24,8 @@ _YOUNG_Z = -4.0
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
-_Estimate = tuple[float, float, float] | None
 #: ``(mu, 1 / (sigma * sqrt 2), 1 / (sigma * sqrt(2 pi)), youngest age that counts)``.
 _Terms = tuple[float, float, float, float] | None
-
-
-def _estimate(planner: PollPlanner, kind: Kind) -> _Estimate:
-    """``(mu, sigma, youngest age that counts)`` of ``kind``, or ``None`` before samples."""
-    raw = planner.estimate(kind)
-    return None if raw is None else (raw[0], raw[1], math.exp(raw[0] + _YOUNG_Z * raw[1]))
 
 
 def _terms(planner: PollPlanner, kind: Kind) -> _Terms:
@@ -142,9 +135,9 @@ def likeliest_ended(planner: PollPlanner, running: set[Job], now: float) -> Job 
         The task, or ``None`` when none has a chance yet.
     """
     gen = planner.generation
-    estimates: dict[Kind, _Estimate] = {}
+    terms: dict[Kind, _Terms] = {}
     last_kind: Kind | None = None
-    est: _Estimate = None
+    est: _Terms = None
     log, erfc = math.log, math.erfc
     best: Job | None = None
     best_p = 0.0
@@ -154,25 +147,22 @@ def likeliest_ended(planner: PollPlanner, running: set[Job], now: float) -> Job 
         kind = job.kind
         if kind is not last_kind:
             last_kind = kind
-            if kind in estimates:
-                est = estimates[kind]
+            if kind in terms:
+                est = terms[kind]
             else:
-                est = estimates[kind] = _estimate(planner, kind)
+                est = terms[kind] = _terms(planner, kind)
         if est is None:
             continue
         elapsed = now - job.created_at
         if elapsed <= 0.0:
             continue
-        mu, sigma, _ = est
+        mu, inv, _, _ = est
         lower = job.lower
         if job.seen_gen != gen or job.seen_lower != lower:
             job.seen_gen, job.seen_lower = gen, lower
             job.seen_surv = planner.survival(kind, lower)
         then = job.seen_surv
-        if then <= 1e-12:
-            p = 1.0
-        else:
-            p = 1.0 - 0.5 * erfc((log(elapsed) - mu) / sigma * _INV_SQRT2) / then
+        p = 1.0 if then <= 1e-12 else 1.0 - 0.5 * erfc((log(elapsed) - mu) * inv) / then
         if p > best_p:
             best, best_p = job, p
     return best
