@@ -416,11 +416,14 @@ async def test_a_refused_probe_ends_its_burst() -> None:
         assert await nothing_more(receive)
 
 
-async def test_after_a_probes_answer_the_next_sum_waits_for_the_restarted_credit() -> None:
+async def test_after_a_probes_answer_the_next_sum_waits_for_the_restarted_credit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The answer restarts the credit: no sum until the hazard the firing sum saw could refill it.
 
     Threshold 0.33 at 2 running, freed slots growing at 2 a second once restarted:
-    the prober sleeps about 0.17 s without summing, then sums again.
+    the prober waits about 0.17 s after the firing sum without summing, then sums
+    again. The clock is pinned for the checks, so a slow machine cannot move it.
     """
     running, admission = probing_admission(True, 8)
     probe = admission.probe
@@ -431,18 +434,22 @@ async def test_after_a_probes_answer_the_next_sum_waits_for_the_restarted_credit
         running.restart_rate = 2.0
         admission.poke()
         sent = await take(receive, 1)
+        fired_at = probe._summed_at
         sums = running.sums
         admission.no_slot(
             sent[0], ConcurrencyLimitedError("busy", http_status=429), sent=0.0, retry_after=None
         )
         admission.create_done()
+        assert 0.33 / 2.0 <= probe._resume_at - fired_at <= 0.34 / 2.0
         probe._summed_at = -math.inf  # not within the gap between two sums
-        wait = probe.check()
+        with monkeypatch.context() as clock:
+            clock.setattr(time, "monotonic", lambda: fired_at + 0.05)
+            wait = probe.check()
         assert running.sums == sums  # skipped: the count restarted near zero
-        assert wait is not None
-        assert 0.1 < wait <= 0.34 / 2.0
-        probe._resume_at = 0.0  # that moment has come
-        probe.check()
+        assert wait == pytest.approx(probe._resume_at - fired_at - 0.05)
+        with monkeypatch.context() as clock:
+            clock.setattr(time, "monotonic", lambda: probe._resume_at)  # that moment has come
+            probe.check()
         assert running.sums == sums + 1
         assert probe.go  # the scripted count is still past the threshold: a probe
         probe.go = False
