@@ -31,12 +31,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from anyio.streams.memory import MemoryObjectSendStream
-
 from .._config import RetryPolicy
 from .._schedule import AdmissionWindow, Budget
 from ..coordination import CoordinationError
 from ._coordinate import Coordination, open_coordination
+from ._handoff import Outbox
 from ._job import Job, Phase
 from ._pacing import Pacing
 from ._ports import JournalPort, RunningView
@@ -434,7 +433,7 @@ class Admission:
 
     # --- the loops ----------------------------------------------------------------------
 
-    async def admit_loop(self, creates: MemoryObjectSendStream[Job]) -> None:
+    async def admit_loop(self, creates: Outbox[Job]) -> None:
         """Hand queued jobs to the create workers while window and budget allow.
 
         Args:

@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable
 
 import attrs
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._classify import Verdict, classify
 from .._config import RetryPolicy
@@ -44,6 +43,7 @@ from .._endpoints import Endpoint, endpoint_for, with_callback_url
 from .._errors import ConnectError, CreateOutcomeUnknownError, InvalidRequestError, KlingError
 from .._journal import JobState
 from .._task import Task
+from ._handoff import Inbox, Outbox
 from ._job import Job, Phase
 from ._pacing import Pacing
 from ._ports import AdmissionPort, Follower, JournalPort, SessionPort
@@ -130,7 +130,7 @@ class Create:
 
     # --- the loops ----------------------------------------------------------------------
 
-    async def worker(self, jobs: MemoryObjectReceiveStream[Job]) -> None:
+    async def worker(self, jobs: Inbox[Job]) -> None:
         """Create (or look up) the jobs handed over, one at a time.
 
         Args:
@@ -144,7 +144,7 @@ class Create:
                     self._gate.create_done()
                 self._results.check_done()
 
-    async def doubt_loop(self, out: MemoryObjectSendStream[Job]) -> None:
+    async def doubt_loop(self, out: Outbox[Job]) -> None:
         """Hand jobs in doubt back to the workers when their next lookup is due.
 
         Args:

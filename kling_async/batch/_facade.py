@@ -54,6 +54,7 @@ from .._task import Task
 from ._admission import HALTS, Admission
 from ._create import Create
 from ._fetch import Fetch
+from ._handoff import Handoff
 from ._intake import Intake, derive_external_id
 from ._job import Job, JobHandle
 from ._options import BatchOptions
@@ -523,8 +524,8 @@ class _Stages:
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Start every loop and worker pool under ``tg``."""
         self.results.open = True
-        create_send, create_recv = anyio.create_memory_object_stream[Job](0)
-        poll_send, poll_recv = anyio.create_memory_object_stream[PollItem](0)
+        create_send, create_recv = Handoff[Job]().open()
+        poll_send, poll_recv = Handoff[PollItem]().open()
         with create_recv, poll_recv:
             tg.start_soon(self.create.recover_unknown)
             tg.start_soon(self.intake.feed_loop)

@@ -29,8 +29,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
 from .._classify import Verdict, classify
 from .._config import PollPolicy
 from .._endpoints import Endpoint, endpoint_for
@@ -43,6 +41,7 @@ from .._errors import (
     WaitTimeoutError,
 )
 from .._task import EARLY_SUCCESS_CHECKS, Task, early_success
+from ._handoff import Inbox, Outbox
 from ._job import Job, Phase
 from ._lanes import PollQueue, listed_family
 from ._pacing import Pacing
@@ -140,7 +139,7 @@ class Poller:
         self._blind: dict[str, int] = {}  # list pages in a row missing most known tasks
         self._empty_warned = False
 
-    async def loop(self, out: MemoryObjectSendStream[PollItem]) -> None:
+    async def loop(self, out: Outbox[PollItem]) -> None:
         """Hand due polls to the poll workers, in time order.
 
         Args:
@@ -156,7 +155,7 @@ class Poller:
                 for item in self._polls.take_due(now):
                     await out.send(item)
 
-    async def worker(self, items: MemoryObjectReceiveStream[PollItem]) -> None:
+    async def worker(self, items: Inbox[PollItem]) -> None:
         """Send the polls handed over, one at a time.
 
         Args:
