@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
 
 from ._config import ClientConfig, PollPolicy, RetryPolicy
-from ._create import Prepared, create_task
+from ._create import Prepared, RefusedCreates, create_task, prepare
 from ._errors import (
+    ConcurrencyLimitedError,
     CreateOutcomeUnknownError,
     KlingError,
     SlotTimeoutError,
@@ -26,6 +28,7 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._handles import TaskHandle
+from ._models import Request
 from ._ratelimit import RateLimiter
 from ._reads import Reader
 from ._send import Sender
@@ -52,6 +55,8 @@ class PaidCalls:
         self.reader = reader
         self.slots = slots
         self.config = config
+        #: Creates refused for a slot, to be sent again as built (see RefusedCreates).
+        self.refused = RefusedCreates()
 
     def __repr__(self) -> str:
         return f"PaidCalls({self.slots!r})"
@@ -81,6 +86,53 @@ class PaidCalls:
             timeout=remaining,
             endpoint=prepared.endpoint.name,
         )
+
+    async def create_request(
+        self,
+        request: Request,
+        *,
+        external_task_id: str | None,
+        extra_body: Mapping[str, Any] | None,
+        deadline: float,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        hold_slot: bool = True,
+    ) -> Task:
+        """Prepare a request (or take its create kept after a 1303) and create the task.
+
+        Args:
+            request: The request model.
+            external_task_id: The caller's id.
+            extra_body: Fields merged into the body.
+            deadline: ``time.monotonic()`` limit of every wait.
+            limiter: A caller's request-rate limiter.
+            retry: Retry policy (default: the session's).
+            hold_slot: Take a slot from the pool.
+
+        Returns:
+            The task as created.
+
+        Raises:
+            ConcurrencyLimitedError: Refused for want of a slot and ``retry`` does not
+                wait; the create is kept for the same request and id (nothing was
+                created).
+        """
+        prepared = self.refused.take(request, external_task_id, extra_body)
+        if prepared is None:
+            prepared = prepare(
+                request,
+                external_task_id=external_task_id,
+                validate=self.config.validate,
+                extra_body=extra_body,
+            )
+        try:
+            return await self.create(
+                prepared, deadline=deadline, limiter=limiter, retry=retry, hold_slot=hold_slot
+            )
+        except ConcurrencyLimitedError:
+            # Nothing was created: the same create, sent again, goes as it was built.
+            self.refused.keep(request, external_task_id, extra_body, prepared)
+            raise
 
     async def create(
         self,

@@ -223,7 +223,9 @@ class KlingSession(TypedFamilies, QueryMethods):
         :mod:`kling_async._create`), never re-sent blindly. The call first takes
         slots from :attr:`slots` (waiting while the pool is full; a 1303 waits and
         retries); the task holds them until observed ending (``wait``/``get``/
-        ``refresh`` on this session) or for ``config.slot_ttl`` seconds.
+        ``refresh`` on this session) or for ``config.slot_ttl`` seconds. A create
+        refused for want of a slot (1303, raised when ``retry`` does not wait) is sent
+        as built when called again with the same request object and id.
 
         Args:
             request: A request model.
@@ -250,15 +252,11 @@ class KlingSession(TypedFamilies, QueryMethods):
             SessionClosedError: The session was closed.
         """
         self._sender.check_open()
-        prepared = prepare(
+        budget = timeout if timeout is not None else self.config.poll.timeout
+        return await self._paid.create_request(
             request,
             external_task_id=external_task_id,
-            validate=self.config.validate,
             extra_body=extra_body,
-        )
-        budget = timeout if timeout is not None else self.config.poll.timeout
-        return await self._paid.create(
-            prepared,
             deadline=time.monotonic() + budget,
             limiter=limiter,
             retry=retry,
