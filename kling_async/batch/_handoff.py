@@ -34,6 +34,8 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 T_contra = TypeVar("T_contra", contravariant=True)
 
+_E = TypeVar("_E", bound="_End[Any]")
+
 _END: Any = object()  # given to waiting receivers once every sender closed
 
 
@@ -170,20 +172,69 @@ class Handoff(Generic[T]):
                     waiter.set_result(False)
 
 
-class Sender(Generic[T]):
-    """One sending end (``async with`` closes it; :meth:`clone` opens another)."""
+class _End(Generic[T]):
+    """What both ends share: closing once (also on leaving ``with``/``async with``)."""
 
     __slots__ = ("_closed", "_state")
 
     def __init__(self, state: Handoff[T]) -> None:
         self._state = state
         self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close this end (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self: _E) -> _E:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Sender(_End[T]):
+    """One sending end (``async with`` closes it; :meth:`clone` opens another).
+
+    The last sending end closed ends the receivers' loops.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, state: Handoff[T]) -> None:
+        super().__init__(state)
         state.open_senders += 1
+
+    def _release(self) -> None:
+        self._state.sender_closed()
 
     def clone(self) -> Sender[T]:
         """Another sending end of the same channel."""
-        if self._closed:
-            raise anyio.ClosedResourceError
+        self._check_open()
         return Sender(self._state)
 
     async def send(self, item: T) -> None:
@@ -196,42 +247,25 @@ class Sender(Generic[T]):
             anyio.ClosedResourceError: This end was closed.
             anyio.BrokenResourceError: Every receiving end was closed.
         """
-        if self._closed:
-            raise anyio.ClosedResourceError
+        self._check_open()
         await self._state.send(item)
 
-    def close(self) -> None:
-        """Close this end (idempotent); the last one closed ends the receivers' loops."""
-        if not self._closed:
-            self._closed = True
-            self._state.sender_closed()
 
-    async def __aenter__(self) -> Sender[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class Receiver(Generic[T]):
+class Receiver(_End[T]):
     """One receiving end, iterated with ``async for`` until every sender closed."""
 
-    __slots__ = ("_closed", "_state")
+    __slots__ = ()
 
     def __init__(self, state: Handoff[T]) -> None:
-        self._state = state
-        self._closed = False
+        super().__init__(state)
         state.open_receivers += 1
+
+    def _release(self) -> None:
+        self._state.receiver_closed()
 
     def clone(self) -> Receiver[T]:
         """Another receiving end of the same channel."""
-        if self._closed:
-            raise anyio.ClosedResourceError
+        self._check_open()
         return Receiver(self._state)
 
     async def receive(self) -> T:
@@ -244,15 +278,8 @@ class Receiver(Generic[T]):
             anyio.EndOfStream: Every sending end was closed.
             anyio.ClosedResourceError: This end was closed.
         """
-        if self._closed:
-            raise anyio.ClosedResourceError
+        self._check_open()
         return await self._state.receive()
-
-    def close(self) -> None:
-        """Close this end (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._state.receiver_closed()
 
     def __aiter__(self) -> Receiver[T]:
         return self
@@ -262,25 +289,3 @@ class Receiver(Generic[T]):
             return await self.receive()
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
-
-    def __enter__(self) -> Receiver[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Receiver[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
