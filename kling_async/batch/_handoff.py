@@ -114,6 +114,7 @@ class Handoff(Generic[T]):
         return False
 
     async def send(self, item: T) -> None:
+        """Hand ``item`` to a receiver, waiting for one if none waits (see :class:`Sender`)."""
         if self.open_receivers == 0:
             await _broken()
         if self._give(item):
@@ -131,6 +132,7 @@ class Handoff(Generic[T]):
             await _broken()
 
     async def receive(self) -> T:
+        """The next item, waiting for a sender if none waits (see :class:`Receiver`)."""
         if self._spilled:
             return self._spilled.popleft()
         while self._senders:
@@ -156,6 +158,7 @@ class Handoff(Generic[T]):
         return item
 
     def sender_closed(self) -> None:
+        """One sending end closed; after the last, waiting receivers end."""
         self.open_senders -= 1
         if self.open_senders == 0:
             while self._receivers:
@@ -164,6 +167,7 @@ class Handoff(Generic[T]):
                     waiter.set_result(_END)
 
     def receiver_closed(self) -> None:
+        """One receiving end closed; after the last, waiting senders are refused."""
         self.open_receivers -= 1
         if self.open_receivers == 0:
             while self._senders:
