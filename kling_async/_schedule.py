@@ -147,7 +147,10 @@ class ScheduleTuning:
     Attributes:
         early_sigmas: First poll this many sigmas before the median.
         max_step: Largest step as a fraction of the elapsed time (bounds lag/life).
-        batched_max_step: The same for tasks polled by batch query (cheap polls).
+        batched_max_step: The same for tasks polled by batch query. A query
+            answers every running task of its lane, so the lane is asked at the
+            pace of its most pressing task; a wider cap keeps the others from
+            setting that pace while they are young.
         batched_early_sigmas: ``early_sigmas`` for tasks polled by batch query.
         listed_max_step: ``max_step`` for tasks watched by list query (one page
             answers every task of a family; an accepted probe also triggers one).
@@ -192,7 +195,7 @@ class ScheduleTuning:
 
     early_sigmas: float = 1.4
     max_step: float = 0.09
-    batched_max_step: float = 0.12
+    batched_max_step: float = 0.2
     batched_early_sigmas: float = 1.4
     ending_max_step: float = 0.05
     last_max_step: float = 0.01
