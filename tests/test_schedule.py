@@ -465,9 +465,9 @@ def test_a_young_turbo_task_steps_wider_than_a_classic_one() -> None:
 
     A turbo batch query answers every running turbo task, so the lane is asked as
     often as its most pressing task needs. Measured on the benchmark's half-turbo
-    shape: with the cap at 0.12 of age the SDK sent 4.03 status requests per task
-    over four runs (the target is 4); at 0.2, 3.90 over four, for a p95 notice
-    lag of 0.155 of the life instead of 0.12.
+    shape: with the cap at 0.12 of age the SDK sent 4.03 to 4.05 status requests
+    per task in four runs (the target is 4); at 0.2, 3.88 to 3.93 in four, for a
+    p95 notice lag of about 0.155 of the life instead of 0.12.
     """
     planner = trained(lognormal(300, 100.0, 0.25))
     age = 75.0  # 0.75 of the median: the hazard is low, the cap binds
