@@ -166,8 +166,10 @@ class RefusedCreates:
     request object with the same external id. Keeping the prepared create spares
     building and validating its body anew (about a third of a create's own CPU). Only
     creates with the caller's own external id are kept: without one, each call is a
-    new task with an id of its own. The oldest go first past ``max_items`` creates or
-    ``max_bytes`` of bodies.
+    new task with an id of its own. A request whose lists were changed in place since
+    (a frozen model's ``multi_prompt`` is still a list) is built anew: the request's
+    body, as written, is compared with the one kept. The oldest go first past
+    ``max_items`` creates or ``max_bytes`` of bodies.
 
     Args:
         max_items: Creates kept at most.
@@ -175,7 +177,8 @@ class RefusedCreates:
     """
 
     def __init__(self, *, max_items: int = 1024, max_bytes: int = 16 << 20) -> None:
-        self._kept: OrderedDict[int, tuple[Request, Prepared]] = OrderedDict()
+        # id(request) -> (request, its body as written then, the create built from it)
+        self._kept: OrderedDict[int, tuple[Request, str, Prepared]] = OrderedDict()
         self._bytes = 0
         self._max_items = max_items
         self._max_bytes = max_bytes
@@ -204,11 +207,11 @@ class RefusedCreates:
         entry = self._kept.pop(id(request), None)
         if entry is None:
             return None
-        kept, prepared = entry
+        kept, written, prepared = entry
         self._bytes -= len(prepared.body)
         if kept is not request or prepared.external_task_id != external_task_id:
             return None
-        return prepared
+        return prepared if _written(request) == written else None
 
     def keep(
         self,
@@ -233,12 +236,23 @@ class RefusedCreates:
             return
         old = self._kept.pop(id(request), None)
         if old is not None:
-            self._bytes -= len(old[1].body)
-        self._kept[id(request)] = (request, prepared)
+            self._bytes -= len(old[2].body)
+        written = _written(request)
+        if written is None:
+            return
+        self._kept[id(request)] = (request, written, prepared)
         self._bytes += len(prepared.body)
         while self._kept and (len(self._kept) > self._max_items or self._bytes > self._max_bytes):
-            _, (_, dropped) = self._kept.popitem(last=False)
+            _, (_, _, dropped) = self._kept.popitem(last=False)
             self._bytes -= len(dropped.body)
+
+
+def _written(request: Request) -> str | None:
+    """The request's body as written now, as text (``None`` when it is not JSON)."""
+    try:
+        return json.dumps(to_payload(request), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
 
 
 def reconcile_delays(policy: RetryPolicy, window: float) -> Iterator[float]:

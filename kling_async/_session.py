@@ -225,7 +225,7 @@ class KlingSession(TypedFamilies, QueryMethods):
         retries); the task holds them until observed ending (``wait``/``get``/
         ``refresh`` on this session) or for ``config.slot_ttl`` seconds. A create
         refused for want of a slot (1303, raised when ``retry`` does not wait) is sent
-        as built when called again with the same request object and id.
+        as built when called again with the same request object, id and contents.
 
         Args:
             request: A request model.

@@ -15,6 +15,7 @@ from kling_async import (
     HTTPResponse,
     KlingSession,
     RetryPolicy,
+    Shot,
     TextToVideoRequest,
 )
 from kling_async._create import RefusedCreates, prepare
@@ -112,6 +113,25 @@ async def test_an_equal_request_another_id_or_extra_fields_are_built_anew(
     ids = [json.loads(r.body or b"")["external_task_id"] for r in transport.requests]
     assert ids == ["job-1", "job-1", "job-2", "job-2"]
     assert "x" in json.loads(transport.requests[3].body or b"")
+
+
+async def test_a_request_changed_in_place_after_a_1303_is_built_anew(
+    counted: CountingPrepare,
+) -> None:
+    answers = _answers(1303, 0)
+    transport = MockTransport(lambda request: next(answers))
+    shots = [Shot(index=1, prompt="a cat", duration="5")]
+    request = TextToVideoRequest(
+        model_name="kling-v3", multi_shot=True, shot_type="customize", multi_prompt=shots
+    )
+    async with KlingSession(config=CONFIG, transport=transport) as session:
+        with pytest.raises(ConcurrencyLimitedError):
+            await session.create(request, external_task_id="job-1")
+        shots[0] = Shot(index=1, prompt="a dog", duration="5")  # the frozen model's list
+        await session.create(request, external_task_id="job-1")
+    assert counted.calls == 2
+    prompts = [json.loads(r.body or b"")["multi_prompt"][0]["prompt"] for r in transport.requests]
+    assert prompts == ["a cat", "a dog"]  # what the caller wrote at each call
 
 
 def test_kept_creates_are_bounded_by_count_and_bytes() -> None:
