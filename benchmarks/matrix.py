@@ -35,16 +35,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import _shapes  # noqa: E402
 from _contenders import Api, KlingApi, loop_batch  # noqa: E402
 from _fakeproc import start_fake  # noqa: E402
 from _measure import batch_metrics, finite  # noqa: E402
 from _sdk import t2v_request, turbo_request  # noqa: E402
+
+# The shapes and the gateway's keys live in _shapes; the shapes and their names are
+# re-exported for scripts and tests that read them from here.
+from _shapes import (  # noqa: E402, F401
+    ACCESS_KEY,
+    API_KEY,
+    ENDPOINT_PATH,
+    FULL,
+    SECRET_KEY,
+    SEED,
+    TRAVEL,
+    Shape,
+    shape_names,
+    travel_names,
+)
 
 # Imported here, not in the clients: a client's CPU figure must not include imports.
 from kling_async import (  # noqa: E402
@@ -57,11 +71,6 @@ from kling_async._auth import scaled_clock  # noqa: E402
 
 log = logging.getLogger("bench.matrix")
 
-SEED = 20250611
-API_KEY = "bench-key"
-ENDPOINT_PATH = "bench-endpoint"
-ACCESS_KEY = "bench-access"
-SECRET_KEY = "bench-secret-bench-secret-bench-secret"  # noqa: S105 (a fake's test pair)
 CONTENDERS = ("loop_5s", "sdk")
 #: Signs the fake's callbacks for ``sdk_callbacks`` (Standard Webhooks secret).
 WEBHOOK_SECRET = "whsec_bWF0cml4LWNhbGxiYWNrLXNlY3JldC0wMTIzNDU2Nzg5"  # noqa: S105
@@ -69,191 +78,6 @@ WEBHOOK_SECRET = "whsec_bWF0cml4LWNhbGxiYWNrLXNlY3JldC0wMTIzNDU2Nzg5"  # noqa: S
 LOOP_PERIOD = 5.0
 #: Where to save each run's task records (``run.py --records DIR``), or ``None``.
 RECORDS_DIR: Path | None = None
-
-
-@attrs.frozen(kw_only=True)
-class Shape:
-    """One scenario of the matrix.
-
-    Attributes:
-        name: Its name (``--only matrix:<name>``).
-        summary: One line for the table's heading.
-        jobs: Jobs in the batch.
-        quota: The account's concurrency quota, and the batch's ``max_running``.
-        time_scale: The fake's clock factor.
-        mix: Job kinds cycled over the jobs (``t2v5``, ``t2v10``, ``turbo``, ``image``).
-        fake: FakeConfig overrides of this shape.
-        backend: ``gateway`` or ``kling`` (Kling's own API routes of the fake).
-        targets: Which of issue 14's target sets applies (see :func:`judge`).
-        extra: Contenders run on this shape only, after :data:`CONTENDERS`
-            (``sdk_callbacks``: the SDK told of every end by a signed callback,
-            which bounds what any client can reach on the shape).
-    """
-
-    name: str
-    summary: str
-    jobs: int
-    quota: int
-    time_scale: float
-    mix: tuple[str, ...] = ("t2v5",)
-    fake: dict[str, Any] = attrs.field(factory=dict)
-    backend: str = "gateway"
-    targets: str = "other"
-    extra: tuple[str, ...] = ()
-
-    def kinds(self) -> list[str]:
-        """The kind of every job, in submission order."""
-        return [self.mix[i % len(self.mix)] for i in range(self.jobs)]
-
-    def fake_config(self) -> dict[str, Any]:
-        """FakeConfig keyword arguments of this shape's gateway."""
-        cfg: dict[str, Any] = {
-            "api_key": API_KEY,
-            "endpoint_path": ENDPOINT_PATH,
-            "key_pairs": [[ACCESS_KEY, SECRET_KEY]],
-            "seed": SEED,
-            "time_scale": self.time_scale,
-            "max_running": self.quota,
-            "video_median": 100.0,
-            "video_sigma": 0.25,
-            "scale_by_request": False,
-        }
-        cfg.update(self.fake)
-        return cfg
-
-
-# The queue wait of ``queue_wait``: exponential with a mean of 30 % of the median
-# life (30 s), so its median is 30 ln 2.
-_WAIT_MEDIAN = round(30.0 * math.log(2.0), 3)
-
-#: The full matrix. Clock factors: 0.01 turns a 100 s life into 1 s, so the 5 s
-#: loop asks every 50 ms per running task (10 tasks: ~200 requests/s, well within
-#: the fake and the client). ``large`` runs 200 at once: at 0.01 the loop would
-#: send ~4,000 requests/s, more than client and fake sustain together on 2 cores
-#: (the fake alone peaks near 5,000); at 0.05 it sends ~800/s and a 5 % lag is
-#: still 250 ms, far above scheduling noise. ``images`` (20 s lives) runs at 0.02
-#: so that a 10 % lag (40 ms) stays well above timer granularity.
-FULL: tuple[Shape, ...] = (
-    Shape(
-        name="base",
-        summary="200 text-to-video, quota 10, log-normal sigma 0.25",
-        jobs=200,
-        quota=10,
-        time_scale=0.01,
-        targets="base",
-    ),
-    Shape(
-        name="half_turbo",
-        summary="200 jobs, half classic, half turbo text-to-video",
-        jobs=200,
-        quota=10,
-        time_scale=0.01,
-        mix=("t2v5", "turbo"),
-        targets="half_turbo",
-    ),
-    Shape(
-        name="large",
-        summary="4,000 text-to-video, quota 200",
-        jobs=4000,
-        quota=200,
-        time_scale=0.05,
-        targets="large",
-    ),
-    Shape(
-        name="sigma_0.1",
-        summary="as base, sigma 0.1",
-        jobs=200,
-        quota=10,
-        time_scale=0.01,
-        fake={"video_sigma": 0.1},
-    ),
-    Shape(
-        name="sigma_0.5",
-        summary="as base, sigma 0.5",
-        jobs=200,
-        quota=10,
-        time_scale=0.01,
-        fake={"video_sigma": 0.5},
-    ),
-    Shape(
-        name="mix_5_10",
-        summary="half 5 s, half 10 s clips, lives scaled by the request",
-        jobs=200,
-        quota=10,
-        time_scale=0.01,
-        mix=("t2v5", "t2v10"),
-        fake={"scale_by_request": True},
-    ),
-    Shape(
-        name="images",
-        summary="200 one-image tasks, median 20 s, sigma 0.05",
-        jobs=200,
-        quota=10,
-        time_scale=0.02,
-        mix=("image",),
-        fake={"image_median": 20.0, "image_sigma": 0.05},
-    ),
-    Shape(
-        name="queue_wait",
-        summary="as base plus an exponential queue wait (mean 30 s) holding the slot",
-        jobs=200,
-        quota=10,
-        time_scale=0.01,
-        fake={"queue_wait_median": _WAIT_MEDIAN, "queue_wait_model": "exponential"},
-    ),
-    Shape(
-        name="alt_gateway",
-        summary=(
-            "bimodal lives (45/155 s), per-task submitted share 0.05-0.45, "
-            "3 s lookup lag, 0.5 s latency"
-        ),
-        jobs=200,
-        quota=10,
-        time_scale=0.01,
-        fake={
-            "duration_model": "bimodal",
-            "bimodal_share": 0.4,
-            "bimodal_spread": 0.55,
-            "video_sigma": 0.12,
-            "queue_fraction": 0.25,
-            "queue_fraction_jitter": 0.2,
-            "lookup_lag": 3.0,
-            "latency": 0.5,
-            "scale_delays": True,
-        },
-    ),
-    Shape(
-        name="official",
-        summary="base on Kling's own API routes (access/secret pair, JWT, list queries)",
-        jobs=200,
-        quota=10,
-        time_scale=0.01,
-        backend="kling",
-        targets="official",
-        extra=("sdk_callbacks",),
-    ),
-)
-
-
-def quick_shapes() -> tuple[Shape, ...]:
-    """The same shapes at smoke-test sizes (figures not meant to be read)."""
-    out = []
-    for shape in FULL:
-        big = shape.name == "large"
-        out.append(
-            attrs.evolve(
-                shape,
-                jobs=24 if big else 8,
-                quota=8 if big else 4,
-                time_scale=0.002,
-            )
-        )
-    return tuple(out)
-
-
-def shape_names() -> tuple[str, ...]:
-    """Names of the shapes, in run order."""
-    return tuple(shape.name for shape in FULL)
 
 
 # --- one contender's client -------------------------------------------------------------
@@ -483,17 +307,16 @@ async def run_shape(shape: Shape, *, in_process: bool) -> dict[str, Any]:
 
 
 async def run_matrix(names: Sequence[str], *, quick: bool) -> dict[str, Any]:
-    """The chosen shapes (every one when ``names`` is empty), in order.
+    """The chosen shapes (every :data:`FULL` one when ``names`` is empty), in order.
 
     Args:
-        names: Shape names.
+        names: Shape names; ``travel`` stands for every shape of :data:`TRAVEL`.
         quick: Smoke sizes, fakes and clients in this process, shapes overlapped.
 
     Returns:
         Shape name -> its contenders' metrics and targets.
     """
-    shapes = quick_shapes() if quick else FULL
-    chosen = [s for s in shapes if not names or s.name in names]
+    chosen = [_shapes.quick(s) if quick else s for s in _shapes.by_name(names)]
     results: dict[str, Any] = {}
     if quick:
         done = await asyncio.gather(*(run_shape(s, in_process=True) for s in chosen))

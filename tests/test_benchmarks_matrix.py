@@ -116,6 +116,60 @@ def test_targets_are_reported_per_shape(report: dict[str, Any]) -> None:
             assert row["target"].startswith("sdk ")
 
 
+def test_travel_shapes_run_on_their_own(matrix_module: Any) -> None:
+    """``--only matrix:travel`` runs every travel shape (and no issue shape) to the end."""
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--json", "--only", "matrix:travel"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads(proc.stdout)["matrix"]
+    assert list(results) == list(matrix_module.travel_names())
+    for name, data in results.items():
+        assert [row["target"] for row in data["targets"]] == [
+            "sdk makespan <= loop's + 0.01",
+            "sdk status/task <= loop's / 2",
+            "sdk requests/task <= loop's / 2",
+        ], name
+        for contender in ("loop_5s", "sdk"):
+            figures = data["contenders"][contender]
+            assert figures["tasks_created"] == data["shape"]["jobs"], (name, contender)
+            assert figures["unnoticed_tasks"] == 0, (name, contender)
+
+
+def test_travel_shapes_differ_from_every_issue_shape(matrix_module: Any) -> None:
+    """Each travel shape is its own gateway: no two shapes share a name or a setting."""
+    shapes = (*matrix_module.FULL, *matrix_module.TRAVEL)
+    assert len({shape.name for shape in shapes}) == len(shapes)
+    settings = [
+        (
+            shape.jobs,
+            shape.quota,
+            shape.time_scale,
+            shape.mix,
+            shape.backend,
+            sorted(shape.fake.items()),
+        )
+        for shape in shapes
+    ]
+    assert len({repr(s) for s in settings}) == len(settings)
+
+
+def test_shape_names_choose_shapes(matrix_module: Any) -> None:
+    """No name: the issue's shapes; ``travel``: every travel shape; an unknown name is refused."""
+    import _shapes
+
+    assert [s.name for s in _shapes.by_name([])] == list(matrix_module.shape_names())
+    chosen = [s.name for s in _shapes.by_name(["travel", "base"])]
+    assert chosen == ["base", *matrix_module.travel_names()]
+    with pytest.raises(KeyError, match="no shape named nope"):
+        _shapes.by_name(["nope"])
+
+
 def _table(sdk: dict[str, float], loop: dict[str, float]) -> dict[str, dict[str, float]]:
     return {"sdk": sdk, "loop_5s": loop}
 
