@@ -30,7 +30,12 @@ polling cannot do much better at that variance (lag costs polls: a
 ``hazard_gain`` of 0.1 gives 3.4 % mean lag for about 7.6 polls), which is why
 the batch does not rely on polls to find freed slots: while work waits it probes
 with a create (see ``batch/_probe.py``), and polls only have to notice each end
-in time for its result. Tasks sharing a request (turbo batch queries, Kling's
+in time for its result. An accepted probe proves that one of the tasks running
+when it left has ended: the likeliest is polled at once and, while it is found
+running, the next likeliest (up to ``landing_search`` polls). Most ends are then
+found that way, so a task polled one by one while probes refill its slots starts
+later (``refilled_early_sigmas``) and steps wider (``refilled_step_factor``).
+Tasks sharing a request (turbo batch queries, Kling's
 list pages) step on sparser grids (``batched_max_step``, ``listed_max_step``),
 and while nothing waits for a slot every step is capped at ``ending_max_step``:
 the last task noticed ends the batch (the last few at ``last_max_step``: one of
@@ -163,6 +168,18 @@ class ScheduleTuning:
             polls then only bound how late its end is reported: one page a
             third of a life answers every task of the family).
         min_step: Smallest step as a fraction of the elapsed time.
+        refilled_early_sigmas: ``early_sigmas`` of a task polled one by one while
+            probes refill freed slots and work waits (each accepted probe starts a
+            search for the task that ended, so its own polls may start later).
+        refilled_step_factor: Its steps, as a multiple of the capped hazard step,
+            in the same case. Measured on the benchmark's gateways: status
+            requests per task 5.8 to 3.7 at ``base``, 6.9 to 5.4 at 4,000 jobs;
+            p95 notice lag 0.09 to 0.04 at ``base``, larger on gateways whose
+            lives the log-normal fits badly (0.11 to 0.25 on ``alt_gateway``).
+        landing_search: Polls, at most, that look for the task an accepted probe
+            showed had ended, after the likeliest one was found still running:
+            each goes to the likeliest remaining task among those running when
+            the probe left and not seen running since (``0``: no search).
         hazard_gain: Scale of the hazard-shaped step (dimensionless).
         tail_sigmas: Beyond this many sigmas past the median a task is an outlier.
         tail_step: Step fraction for outliers (capped by the prior's ``max_interval``).
@@ -202,6 +219,9 @@ class ScheduleTuning:
     listed_max_step: float = 0.25
     listed_min_step: float = 0.3
     min_step: float = 0.02
+    refilled_early_sigmas: float = 1.0
+    refilled_step_factor: float = 3.5
+    landing_search: int = 6
     hazard_gain: float = 0.25
     tail_sigmas: float = 3.0
     tail_step: float = 0.25
@@ -491,6 +511,12 @@ class PollPlanner:
             step = min(elapsed * 0.5, max(self.prior.max_interval, 0.1 * elapsed))
             return elapsed + max(step, tune.min_delay)
         early = tune.batched_early_sigmas if batched else tune.early_sigmas
+        # Probes refill freed slots and a landed probe's task is searched for at once:
+        # a classic task's own polls only bound how late an end missed by the search
+        # is reported, so they start later and step wider.
+        refill = refilled and not ending and not batched and not listed
+        if refill:
+            early = tune.refilled_early_sigmas
         first = math.exp(mu - early * sigma)
         if elapsed < first:
             return first
@@ -514,7 +540,7 @@ class PollPlanner:
                 # comes sooner than the policy's interval (the plain loop's pace),
                 # and a list page (it answers every task) not within a share of a life.
                 floor = tune.listed_min_step * median if listed else self.prior.interval
-                step = max(step, floor)
+                step = max(step * tune.refilled_step_factor if refill else step, floor)
             # Where recent lives show a gap (few ended soon after this age), the
             # next poll waits for it to close instead of stepping through it.
             step = max(step, self.gap_end(kind, t) - t)

@@ -17,7 +17,7 @@ from kling_async import NotFoundError, Task, TaskStatus, TextToVideoRequest
 from kling_async._config import PollPolicy, RetryPolicy
 from kling_async._endpoints import Endpoint, endpoint_for
 from kling_async._ratelimit import RateLimiter
-from kling_async._schedule import Kind, kind_of
+from kling_async._schedule import Kind, ScheduleTuning, kind_of
 from kling_async.batch import NotStartedError
 from kling_async.batch._job import Job, Phase
 from kling_async.batch._lanes import PollQueue
@@ -227,7 +227,7 @@ class NullLedger:
     def halt_for(self, error: BaseException, *, reason: str) -> None: ...
 
 
-def make_watch() -> tuple[Watch, Results]:
+def make_watch(tuning: ScheduleTuning | None = None) -> tuple[Watch, Results]:
     def halt(reason: NotStartedError) -> None:
         raise AssertionError("no halt expected")
 
@@ -236,7 +236,7 @@ def make_watch() -> tuple[Watch, Results]:
     watch = Watch(
         session=FlakySession([]),
         poll=policy,
-        tuning=None,
+        tuning=tuning,
         rng=random.Random(0),
         ids_per_query=10,
         reconcile_interval=None,
@@ -432,3 +432,79 @@ def test_tasks_too_young_to_count_add_nothing_to_the_sum() -> None:
         job.created_at = now - 5.0
         watch.running.add(job)
     assert watch.expected_freed(now) == (0.0, 0.0, 0.0)
+
+
+def landed_among(watch: Watch, ages: list[float]) -> tuple[list[Job], float]:
+    """Tasks of a learned kind (median 100 s) running for ``ages`` s, then a probe lands.
+
+    Returns:
+        The tasks, oldest first (the likeliest to have ended), and the moment.
+    """
+    rng = random.Random(11)
+    kind = kind_of("text2video", {})
+    for _ in range(30):
+        watch.planner.observe(kind, 100.0 * math.exp(rng.gauss(0.0, 0.25)))
+    now = time.monotonic()
+    jobs = []
+    for i, age in enumerate(ages):
+        job = running_job(f"s{i}")
+        job.created_at = now - age
+        watch.running.add(job)
+        watch.polls.schedule(job, now + 50.0)  # each task's own next poll: far off
+        jobs.append(job)
+    probe = running_job("probe")
+    watch.audit.sent(probe, now)
+    watch.audit.landed(probe)
+    watch.probe_landed()
+    return jobs, now
+
+
+def still_running(job: Job) -> Task:
+    return Task(
+        id=job.task.id if job.task else "t", endpoint="text2video", status=TaskStatus.PROCESSING
+    )
+
+
+def test_a_landed_probe_searches_its_suspects_until_the_ended_one_is_found() -> None:
+    """The likeliest is polled at once; found running, the next likeliest is; then no more."""
+    watch, results = make_watch()
+    jobs, now = landed_among(watch, [130.0, 110.0, 95.0, 20.0])
+    for job in jobs:
+        results.add_job(job)
+    oldest, second, third, young = jobs
+    assert oldest.due <= time.monotonic()  # the landing's own pick
+    assert second.due > now + 40.0
+    watch.on_status(oldest, still_running(oldest), time.monotonic())
+    assert second.due <= time.monotonic()  # searched for at once
+    assert third.due > now + 40.0
+    watch.on_status(second, ended("s1", server_life=None), time.monotonic())
+    # The landing is explained: the search stops, the rest keep their own times.
+    assert watch.audit.unexplained() == 0
+    assert third.due > now + 40.0
+    assert young.due > now + 40.0
+
+
+def test_the_search_stops_at_its_depth_and_without_a_landing() -> None:
+    """``landing_search`` bounds the polls a landing adds; ``0`` adds none."""
+    watch, _ = make_watch(ScheduleTuning(landing_search=1))
+    jobs, now = landed_among(watch, [130.0, 110.0, 95.0])
+    oldest, second, third = jobs
+    watch.on_status(oldest, still_running(oldest), time.monotonic())
+    assert second.due <= time.monotonic()
+    watch.on_status(second, still_running(second), time.monotonic())
+    assert third.due > now + 40.0  # the one poll of the search is spent
+    assert watch.audit.unexplained() == 1  # the ended task is left to its own polls
+
+    off, _ = make_watch(ScheduleTuning(landing_search=0))
+    jobs, now = landed_among(off, [130.0, 110.0])
+    off.on_status(jobs[0], still_running(jobs[0]), time.monotonic())
+    assert jobs[1].due > now + 40.0
+
+
+def test_a_task_polled_on_its_own_schedule_starts_no_search() -> None:
+    """Only a poll the search sent continues it: a routine answer leaves the others alone."""
+    watch, _ = make_watch()
+    jobs, now = landed_among(watch, [130.0, 110.0, 95.0])
+    _, second, third = jobs
+    watch.on_status(third, still_running(third), time.monotonic())  # its own routine poll
+    assert second.due > now + 40.0

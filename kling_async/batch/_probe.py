@@ -149,6 +149,18 @@ class ProbeAudit:
             if job in witnesses:
                 self.dropped(probe)  # explained: that task's end freed the slot
 
+    def suspects(self) -> set[Job]:
+        """Tasks that may have freed an unexplained accepted probe's slot.
+
+        Returns:
+            The tasks running when such a probe left and not seen running since it
+            landed (one of each probe's is known to have ended).
+        """
+        out: set[Job] = set()
+        for probe in self._landed:
+            out |= self._open[probe][1]
+        return out
+
     def unexplained(self) -> int:
         """Accepted probes whose freed slot no task's seen end explains yet.
 

@@ -37,6 +37,7 @@ from ._pacing import Pacing
 from ._ports import JournalPort, SessionPort, SlotLedger, monotonic_of
 from ._probe import ProbeAudit
 from ._results import Results
+from ._search import LandingSearch
 from ._sums import FreedSlots, expected_freed, likeliest_ended
 from ._values import EventKind
 from ._wake import Wake
@@ -64,6 +65,19 @@ def _poll_queue(session: SessionPort, ids_per_query: int) -> PollQueue:
         return PollQueue(cap)
     listed = frozenset(r.endpoint.name for r in backend.routes if r.list_path is not None)
     return PollQueue(cap, listed=listed, list_page_size=page)
+
+
+def _journal_terminal(journal: JournalPort, job: Job, task: Task) -> None:
+    """Record a task's end in the journal (status as the gateway wrote it)."""
+    journal.mark_terminal(
+        job.key,
+        succeeded=task.succeeded,
+        task_id=task.id,
+        status=task.raw_status or task.status.value,
+        task=task.raw,
+        units=task.units,
+        message=task.message,
+    )
 
 
 def _server_duration(task: Task) -> float | None:
@@ -132,6 +146,7 @@ class Watch:
         self._limiter = pacing.limiter
         self.running: set[Job] = set()
         self.audit = ProbeAudit(self.running)
+        self.search = LandingSearch(self.planner.tuning.landing_search)
         self.index = CallbackIndex()
         self.wake = Wake()
         # Figures.
@@ -255,6 +270,7 @@ class Watch:
                 return
             self._landed_unlisted[name] = 0
         self._schedule(best, now)
+        self.search.started(best, self.audit.unexplained())
 
     def none_ended_by(self, sent: float) -> None:
         """A 1303 at ``sent`` with only our tasks in the slots: none had ended then.
@@ -358,6 +374,9 @@ class Watch:
             job.running_seen = True
             self._results.emit(EventKind.RUNNING, job)
         self._schedule_next(job, now)
+        suspect = self.search.next(job, self.audit, self.running, self.planner, now)
+        if suspect is not None:
+            self._schedule(suspect, now)
 
     # --- ending -------------------------------------------------------------------------
 
@@ -365,6 +384,7 @@ class Watch:
         """Free a task's slots (it ended, or we stop following it)."""
         job.gen += 1
         self.running.discard(job)
+        self.search.ended(job)
         self.audit.ended(job)
         self._untrack(job)
         self._ledger.release(job, confirmed=True)
@@ -377,7 +397,7 @@ class Watch:
         units = task.units or 0.0
         self._ledger.settle(job, units, completed=not task.failed)
         self._results.units += units
-        self._journal_terminal(job, task)
+        _journal_terminal(self._journal, job, task)
         if task.succeeded:
             self._results.emit(EventKind.SUCCEEDED, job)
             if self._deliver is not None and task.files:
@@ -407,17 +427,6 @@ class Watch:
             self.latencies.append(elapsed)
         elif task.succeeded and server is not None:
             self.planner.observe(job.kind, server)
-
-    def _journal_terminal(self, job: Job, task: Task) -> None:
-        self._journal.mark_terminal(
-            job.key,
-            succeeded=task.succeeded,
-            task_id=task.id,
-            status=task.raw_status or task.status.value,
-            task=task.raw,
-            units=task.units,
-            message=task.message,
-        )
 
     # --- callbacks ----------------------------------------------------------------------
 
