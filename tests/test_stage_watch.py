@@ -434,7 +434,9 @@ def test_tasks_too_young_to_count_add_nothing_to_the_sum() -> None:
     assert watch.expected_freed(now) == (0.0, 0.0, 0.0)
 
 
-def landed_among(watch: Watch, ages: list[float]) -> tuple[list[Job], float]:
+def landed_among(
+    watch: Watch, ages: list[float], endpoints: list[str] | None = None
+) -> tuple[list[Job], float]:
     """Tasks of a learned kind (median 100 s) running for ``ages`` s, then a probe lands.
 
     Returns:
@@ -447,7 +449,8 @@ def landed_among(watch: Watch, ages: list[float]) -> tuple[list[Job], float]:
     now = time.monotonic()
     jobs = []
     for i, age in enumerate(ages):
-        job = running_job(f"s{i}")
+        job = running_job(f"s{i}", endpoints[i] if endpoints else "text2video")
+        job.kind = kind  # one learned kind, whatever the lane
         job.created_at = now - age
         watch.running.add(job)
         watch.polls.schedule(job, now + 50.0)  # each task's own next poll: far off
@@ -508,3 +511,15 @@ def test_a_task_polled_on_its_own_schedule_starts_no_search() -> None:
     _, second, third = jobs
     watch.on_status(third, still_running(third), time.monotonic())  # its own routine poll
     assert second.due > now + 40.0
+
+
+def test_the_search_skips_tasks_a_shared_query_answers() -> None:
+    """A turbo suspect is left to its batch query: the search goes to the next single one."""
+    watch, _ = make_watch()
+    lanes = ["text2video", "turbo-text2video", "text2video"]
+    jobs, _ = landed_among(watch, [130.0, 110.0, 95.0], lanes)
+    oldest, turbo, single = jobs
+    turbo_due = turbo.due
+    watch.on_status(oldest, still_running(oldest), time.monotonic())
+    assert turbo.due == turbo_due  # likelier than the last one, but not searched
+    assert single.due <= time.monotonic()

@@ -5,12 +5,16 @@ running when it left has ended, and which one is unknown (the probe audit keeps
 them as suspects until each is seen running again or one is seen ended). The
 watcher polls the likeliest at once. While the task it polled is found running
 and the probe's slot is still unexplained, the next likeliest suspect is polled,
-one at a time, up to ``depth`` polls a landing. Most ends are found this way,
+one at a time, up to ``depth`` polls a landing. Only tasks queried one by one are
+searched for: a turbo batch query already takes the tasks due soon along, and a
+list page answers its whole family. Most ends are found this way,
 within a few round trips of the probe, which lets a task's own polls start later
 and step wider while probes refill its slot (``ScheduleTuning``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from .._schedule import PollPlanner
 from ._job import Job
@@ -25,10 +29,12 @@ class LandingSearch:
 
     Args:
         depth: Polls at most per landing after the first (``0``: no search).
+        single: Whether a task is queried on its own (only those are searched for).
     """
 
-    def __init__(self, depth: int) -> None:
+    def __init__(self, depth: int, single: Callable[[Job], bool]) -> None:
         self._depth = max(0, depth)
+        self._single = single
         self._polled: set[Job] = set()  # tasks whose poll in flight is part of a search
         self._left = 0
 
@@ -43,7 +49,7 @@ class LandingSearch:
             unexplained: Landed probes no seen end explains yet (the budget grows
                 by ``depth`` a landing, up to ``depth`` for each of them).
         """
-        if self._depth == 0:
+        if self._depth == 0 or not self._single(job):
             return
         self._polled.add(job)
         self._left = min(self._left + self._depth, self._depth * max(1, unexplained))
@@ -61,16 +67,17 @@ class LandingSearch:
             now: Monotonic seconds.
 
         Returns:
-            The likeliest remaining suspect, or ``None``: ``job`` was not searched
-            for, every landing is explained, the budget is spent, or the
-            likeliest suspect's poll is due already.
+            The likeliest remaining suspect queried on its own, or ``None``:
+            ``job`` was not searched for, every landing is explained, the budget
+            is spent, or the likeliest suspect's poll is due already.
         """
         if job not in self._polled:
             return None
         self._polled.discard(job)
         if self._left <= 0 or not audit.unexplained():
             return None
-        suspects = (audit.suspects() & running) - self._polled
+        single = self._single
+        suspects = {s for s in audit.suspects() & running if s not in self._polled and single(s)}
         best = likeliest_ended(planner, suspects, now)
         if best is None or best.due <= now:
             return None

@@ -146,7 +146,7 @@ class Watch:
         self._limiter = pacing.limiter
         self.running: set[Job] = set()
         self.audit = ProbeAudit(self.running)
-        self.search = LandingSearch(self.planner.tuning.landing_search)
+        self.search = LandingSearch(self.planner.tuning.landing_search, self._single)
         self.index = CallbackIndex()
         self.wake = Wake()
         # Figures.
@@ -308,6 +308,9 @@ class Watch:
         self.audit.credit_since = max(self.audit.credit_since, sent)
 
     # --- polling ------------------------------------------------------------------------
+
+    def _single(self, job: Job) -> bool:
+        return not (self.polls.batched(job) or self.polls.listed_lane(job))
 
     def _schedule(self, job: Job, due: float) -> None:
         self.polls.schedule(job, due)
