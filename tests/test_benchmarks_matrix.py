@@ -47,8 +47,13 @@ def matrix_module() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     """The JSON report of one quick run of the matrix alone."""
+    return quick_run("matrix")
+
+
+def quick_run(only: str) -> dict[str, Any]:
+    """The JSON report of ``run.py --quick --json --only <only>``."""
     proc = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--json", "--only", "matrix"],
+        [sys.executable, str(RUN), "--quick", "--json", "--only", only],
         capture_output=True,
         text=True,
         timeout=300,
@@ -118,16 +123,7 @@ def test_targets_are_reported_per_shape(report: dict[str, Any]) -> None:
 
 def test_travel_shapes_run_on_their_own(matrix_module: Any) -> None:
     """``--only matrix:travel`` runs every travel shape (and no issue shape) to the end."""
-    proc = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--json", "--only", "matrix:travel"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    results = json.loads(proc.stdout)["matrix"]
+    results = quick_run("matrix:travel")["matrix"]
     assert list(results) == list(matrix_module.travel_names())
     for name, data in results.items():
         assert [row["target"] for row in data["targets"]] == [
