@@ -198,7 +198,7 @@ def span(name: str, **attributes: AttributeValue) -> AbstractContextManager[Any]
     """
     if not tracing():
         return _NO_SPAN
-    return _get().tracer.start_as_current_span(name, attributes=attributes)  # type: ignore[no-any-return]
+    return _get().tracer.start_as_current_span(name, attributes=attributes)  # type: ignore[no-any-return, unused-ignore]
 
 
 def request_span(kind: str, method: str) -> AbstractContextManager[Any]:
@@ -214,7 +214,7 @@ def request_span(kind: str, method: str) -> AbstractContextManager[Any]:
     if not tracing():
         return _NO_SPAN
     attributes = {"kling.kind": kind, "http.method": method}
-    return _get().tracer.start_as_current_span(  # type: ignore[no-any-return]
+    return _get().tracer.start_as_current_span(  # type: ignore[no-any-return, unused-ignore]
         "kling.request", attributes=attributes
     )
 

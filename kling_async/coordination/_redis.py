@@ -419,7 +419,7 @@ class RedisSlotStore(_StoreBase):
                 await self._backoff(failures)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def _close(self) -> None:
         if self._listener is not None:
