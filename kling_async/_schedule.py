@@ -172,10 +172,11 @@ class ScheduleTuning:
             probes refill freed slots and work waits (each accepted probe starts a
             search for the task that ended, so its own polls may start later).
         refilled_step_factor: Its steps, as a multiple of the capped hazard step,
-            in the same case. Measured on the benchmark's gateways: status
-            requests per task 5.8 to 3.7 at ``base``, 6.9 to 5.4 at 4,000 jobs;
-            p95 notice lag 0.09 to 0.04 at ``base``, larger on gateways whose
-            lives the log-normal fits badly (0.11 to 0.25 on ``alt_gateway``).
+            in the same case. In the benchmark matrix (session 11's run against
+            session 12's, with the landing search): status requests per task 5.80
+            to 3.70 at ``base`` and 6.93 to 5.27 at 4,000 jobs; p95 notice lag
+            0.091 to 0.050 at ``base``, but 0.101 to 0.269 on ``alt_gateway``,
+            whose lives the log-normal fits badly.
         landing_search: Polls, at most, that look for the task an accepted probe
             showed had ended, after the likeliest one was found still running:
             each goes to the likeliest remaining task among those running when

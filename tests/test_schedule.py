@@ -244,9 +244,9 @@ def test_while_probes_refill_slots_a_single_task_is_polled_later_and_wider() -> 
     """Refilled, work waiting: the first poll moves to 1 sigma early, steps widen 3.5 times.
 
     A landed probe's task is searched for at once, so a task's own polls only bound
-    how late an end the search missed is reported. Measured on the benchmark's
-    gateways (one run each): status requests per task 5.8 to 3.7 at ``base`` (p95
-    lag 0.09 to 0.04-0.08), 6.9 to 5.4 at 4,000 jobs; turbo and list lanes and a
+    how late an end the search missed is reported. In the benchmark matrix (session
+    11's run against session 12's): status requests per task 5.80 to 3.70 at ``base``
+    (p95 lag 0.091 to 0.050), 6.93 to 5.27 at 4,000 jobs; turbo and list lanes and a
     batch's ending polls are left as they were.
     """
     planner = trained(lognormal(300, 100.0, 0.25))
