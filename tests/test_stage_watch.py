@@ -25,7 +25,7 @@ from kling_async.batch._pacing import Pacing
 from kling_async.batch._poller import Poller, PollItem
 from kling_async.batch._ports import NullJournal
 from kling_async.batch._results import Results
-from kling_async.batch._sums import likeliest_ended
+from kling_async.batch._sums import likeliest_ended, likeliest_ended_k
 from kling_async.batch._wake import Wake
 from kling_async.batch._watch import Watch
 
@@ -401,6 +401,28 @@ def test_likeliest_ended_is_the_task_with_the_highest_ended_probability() -> Non
     assert likeliest_ended(watch.planner, watch.running, now + 3.0) is reference(now + 3.0)
 
 
+def test_the_k_likeliest_ended_come_in_the_order_of_their_chances() -> None:
+    """The search's ranking agrees with the planner's per-task figure, and with the pick."""
+    watch, _ = make_watch()
+
+    def shape(job: Job, i: int, age: float) -> None:
+        job.callbacks = i % 7 == 0
+
+    _, jobs, now = two_kinds_running(watch, random.Random(8), 40, 120.0, shape)
+    at = now + 2.0
+
+    def chance(job: Job) -> float:
+        return watch.planner.ended_probability(job.kind, job.lower, at - job.created_at)[0]
+
+    expected = sorted((job for job in jobs if not job.callbacks), key=chance, reverse=True)
+    expected = [job for job in expected if chance(job) > 0.0]
+    assert len(expected) > 8  # the check means something
+    for k in (1, 3, 8, 100):
+        assert likeliest_ended_k(watch.planner, iter(watch.running), at, k) == expected[:k]
+    assert likeliest_ended(watch.planner, watch.running, at) is expected[0]
+    assert likeliest_ended_k(watch.planner, [], at, 3) == []
+
+
 def test_refusals_move_the_freed_credit_and_only_clean_ones_delay_polls() -> None:
     """``none_ended_by`` moves lower bounds; ``none_more_ended_by`` only the probes' credit."""
     watch, _ = make_watch()
@@ -523,3 +545,20 @@ def test_the_search_skips_tasks_a_shared_query_answers() -> None:
     watch.on_status(oldest, still_running(oldest), time.monotonic())
     assert turbo.due == turbo_due  # likelier than the last one, but not searched
     assert single.due <= time.monotonic()
+
+
+def test_the_search_skips_a_ranked_suspect_seen_running_since() -> None:
+    """Suspects are ranked at the search's first step; one seen running later is passed over."""
+    watch, results = make_watch()
+    jobs, _ = landed_among(watch, [130.0, 110.0, 95.0, 80.0])
+    for job in jobs:
+        results.add_job(job)
+    oldest, second, third, fourth = jobs
+    watch.on_status(oldest, still_running(oldest), time.monotonic())  # ranks the rest
+    assert second.due <= time.monotonic()
+    watch.on_status(third, still_running(third), time.monotonic())  # its own routine poll
+    third_due = third.due
+    watch.on_status(second, still_running(second), time.monotonic())
+    assert third.due == third_due  # no longer a suspect: not searched for
+    assert fourth.due <= time.monotonic()
+    assert watch.audit.unexplained() == 1

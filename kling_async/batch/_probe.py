@@ -161,6 +161,17 @@ class ProbeAudit:
             out |= self._open[probe][1]
         return out
 
+    def suspected(self, job: Job) -> bool:
+        """Whether ``job`` is one of :meth:`suspects` (without building the set).
+
+        Args:
+            job: The task.
+
+        Returns:
+            ``True`` if it may have freed an unexplained accepted probe's slot.
+        """
+        return any(job in self._open[probe][1] for probe in self._landed)
+
     def unexplained(self) -> int:
         """Accepted probes whose freed slot no task's seen end explains yet.
 

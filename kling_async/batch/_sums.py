@@ -10,13 +10,15 @@ freed-slot sum cannot (its bound moves with every probe's answer).
 
 from __future__ import annotations
 
+import heapq
 import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from .._schedule import Kind, PollPlanner
 from ._job import Job
 
-__all__ = ["FreedSlots", "expected_freed", "likeliest_ended"]
+__all__ = ["FreedSlots", "expected_freed", "likeliest_ended", "likeliest_ended_k"]
 
 #: Tasks younger than this many sigmas below the median life are skipped by the
 #: sums over running tasks: each has ended with probability under 3.2e-5.
@@ -119,7 +121,7 @@ def expected_freed(
     return FreedSlots(expected, rate, restart)
 
 
-def likeliest_ended(planner: PollPlanner, running: set[Job], now: float) -> Job | None:
+def likeliest_ended(planner: PollPlanner, running: Iterable[Job], now: float) -> Job | None:
     """The polled task most likely to have ended by ``now``, by the polls' evidence.
 
     The probes' credit bound is left out: it restarts at each accepted probe, a
@@ -134,13 +136,37 @@ def likeliest_ended(planner: PollPlanner, running: set[Job], now: float) -> Job 
     Returns:
         The task, or ``None`` when none has a chance yet.
     """
+    ranked = likeliest_ended_k(planner, running, now, 1)
+    return ranked[0] if ranked else None
+
+
+def likeliest_ended_k(
+    planner: PollPlanner, running: Iterable[Job], now: float, k: int
+) -> list[Job]:
+    """The ``k`` polled tasks likeliest to have ended by ``now``, likeliest first.
+
+    One pass over the tasks, keeping the ``k`` best in a small heap; between equal
+    chances the task met first goes first. The chance is the one
+    :func:`likeliest_ended` ranks by.
+
+    Args:
+        planner: The learned durations.
+        running: The tasks (any iterable; read once).
+        now: Monotonic seconds.
+        k: How many at most.
+
+    Returns:
+        Up to ``k`` tasks with a chance above zero, likeliest first.
+    """
     gen = planner.generation
     terms: dict[Kind, _Terms] = {}
     last_kind: Kind | None = None
     est: _Terms = None
     log, erfc = math.log, math.erfc
-    best: Job | None = None
-    best_p = 0.0
+    push, replace = heapq.heappush, heapq.heapreplace
+    best: list[tuple[float, int, Job]] = []  # a min-heap of (chance, -order, job)
+    floor = 0.0
+    order = 0
     for job in running:
         if job.callbacks:
             continue
@@ -163,6 +189,14 @@ def likeliest_ended(planner: PollPlanner, running: set[Job], now: float) -> Job 
             job.seen_surv = planner.survival(kind, lower)
         then = job.seen_surv
         p = 1.0 if then <= 1e-12 else 1.0 - 0.5 * erfc((log(elapsed) - mu) * inv) / then
-        if p > best_p:
-            best, best_p = job, p
-    return best
+        if p > floor:
+            order -= 1
+            if len(best) < k:
+                push(best, (p, order, job))
+                if len(best) == k:
+                    floor = best[0][0]
+            else:
+                replace(best, (p, order, job))
+                floor = best[0][0]
+    best.sort(reverse=True)
+    return [job for _, _, job in best]
