@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
@@ -73,9 +73,10 @@ def new_external_task_id() -> str:
     """A fresh external task id the SDK uses when the caller gave none.
 
     Returns:
-        ``ka-`` followed by 32 hex digits.
+        ``ka-`` followed by 32 hex digits: 128 bits from the system's random
+        source (fresh in every process, forked ones included).
     """
-    return f"ka-{uuid.uuid4().hex}"
+    return f"ka-{os.urandom(16).hex()}"
 
 
 def accepts_external_id(endpoint: Endpoint) -> bool:
