@@ -94,14 +94,7 @@ async def measure(shape: Shape, contender: str) -> dict[str, Any]:
     calls: defaultdict[str, int] = defaultdict(int)
     async with start_fake(shape.fake_config(), in_process=False) as fake:
         before = await fake.stats()
-        spec = {
-            "contender": contender,
-            "url": fake.url,
-            "backend": shape.backend,
-            "kinds": shape.kinds(),
-            "quota": shape.quota,
-            "time_scale": shape.time_scale,
-        }
+        spec = matrix.client_spec(shape, contender, fake.url)
         with _charged(cpu, calls):
             start = time.process_time()
             await matrix.run_client(spec)

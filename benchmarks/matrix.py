@@ -209,6 +209,27 @@ async def _client_in_child(spec: dict[str, Any]) -> dict[str, Any]:
 # --- one shape -------------------------------------------------------------------------
 
 
+def client_spec(shape: Shape, contender: str, url: str) -> dict[str, Any]:
+    """What one client run needs: the contender, the fake's URL and the shape's settings.
+
+    Args:
+        shape: The scenario.
+        contender: ``loop_5s``, ``sdk`` or ``sdk_callbacks``.
+        url: The fake gateway's base URL.
+
+    Returns:
+        The spec :func:`run_client` takes (JSON-serialisable, for a child process).
+    """
+    return {
+        "contender": contender,
+        "url": url,
+        "backend": shape.backend,
+        "kinds": shape.kinds(),
+        "quota": shape.quota,
+        "time_scale": shape.time_scale,
+    }
+
+
 async def run_contender(shape: Shape, contender: str, *, in_process: bool) -> dict[str, Any]:
     """One contender on one shape, against a fresh fake gateway of that shape.
 
@@ -228,14 +249,7 @@ async def run_contender(shape: Shape, contender: str, *, in_process: bool) -> di
         config["webhook_secret"] = WEBHOOK_SECRET
     async with start_fake(config, in_process=in_process) as fake:
         before = await fake.stats()
-        spec = {
-            "contender": contender,
-            "url": fake.url,
-            "backend": shape.backend,
-            "kinds": shape.kinds(),
-            "quota": shape.quota,
-            "time_scale": ts,
-        }
+        spec = client_spec(shape, contender, fake.url)
         res = await (run_client(spec) if in_process else _client_in_child(spec))
         after = await fake.stats()
         records = await fake.task_records()
