@@ -421,6 +421,7 @@ def test_the_k_likeliest_ended_come_in_the_order_of_their_chances() -> None:
         assert likeliest_ended_k(watch.planner, iter(watch.running), at, k) == expected[:k]
     assert likeliest_ended(watch.planner, watch.running, at) is expected[0]
     assert likeliest_ended_k(watch.planner, [], at, 3) == []
+    assert likeliest_ended_k(watch.planner, watch.running, at, 0) == []
 
 
 def test_refusals_move_the_freed_credit_and_only_clean_ones_delay_polls() -> None:

@@ -156,8 +156,11 @@ def likeliest_ended_k(
         k: How many at most.
 
     Returns:
-        Up to ``k`` tasks with a chance above zero, likeliest first.
+        Up to ``k`` tasks with a chance above zero, likeliest first (none when
+        ``k`` is not positive).
     """
+    if k <= 0:
+        return []
     gen = planner.generation
     terms: dict[Kind, _Terms] = {}
     last_kind: Kind | None = None
